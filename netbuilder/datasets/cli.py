@@ -1,0 +1,57 @@
+"""``netbuilder datasets`` (list what is registered and where it was found) and the shared dataset options."""
+from __future__ import annotations
+
+from typing import Callable
+
+import click
+
+from .paths import ENV_DATA, resolve_data_dir
+from .registry import SPLITS, list_datasets
+
+
+def dataset_options(func: Callable) -> Callable:
+    """Add ``--data-dir``, ``--split`` and ``--image-size`` to a command; they arrive as the keyword
+    arguments ``data_dir``, ``split`` and ``image_size``, ready for :func:`load_dataset`."""
+    options = [
+        click.option("--data-dir", "data_dir", type=click.Path(file_okay=False), default=None,
+                     help=f"Dataset root (default: ${ENV_DATA}, else ./datasets)."),
+        click.option("--split", "split", type=click.Choice(list(SPLITS), case_sensitive=False), default="all",
+                     show_default=True, help="Which part of datasets that have a train/test split."),
+        click.option("--image-size", "image_size", type=click.IntRange(min=1), default=None,
+                     help="Resize every image to this many pixels square."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _format_rows(rows: list[dict]) -> str:
+    header = ("name", "shape", "classes", "size", "download", "location")
+    table = [header] + [(
+        r["name"],
+        "x".join(str(d) for d in r["shape"]),
+        str(r["n_classes"]),
+        f"{r['size']:,}",
+        "yes" if r["downloadable"] else "bundled",
+        r["location"],
+    ) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths)) + "  " + row[-1] for row in table]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+@click.command("datasets")
+@click.option("--data-dir", "data_dir", type=click.Path(file_okay=False), default=None,
+              help=f"Dataset root (default: ${ENV_DATA}, else ./datasets).")
+def datasets(data_dir: str | None) -> None:
+    """List the registered datasets: shape, classes, size and where each was found.
+
+    Any folder of PNG/JPEG images also works as -d folder:PATH (one subfolder per class, or flat).
+    """
+    root = resolve_data_dir(data_dir)
+    click.echo(f"data root: {root}")
+    click.echo(_format_rows(list_datasets(root)))
+    click.echo("also: folder:PATH  (PNG/JPEG images; one subfolder per class, or flat without labels)")
+
+
+__all__ = ["dataset_options", "datasets"]

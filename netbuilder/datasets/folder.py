@@ -1,0 +1,220 @@
+"""``folder:PATH`` datasets: any folder of PNG/JPEG images, one subfolder per class (labelled) or flat.
+
+The decoded uint8 array is cached next to the data (``PATH/.netbuilder-cache/<key>.npy`` plus a ``.json``
+with labels, class names and the fingerprint), keyed by the file list, sizes, mtimes and the image size,
+so a second load neither decodes nor hashes. The cache is written through a memory map, so a set larger
+than memory never has to fit in it, and is read back memory-mapped when it is large.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DatasetError
+from ..fileio import atomic_path, write_json
+from .base import Dataset
+from .checksum import fingerprint, resized_fingerprint
+from .images import IMAGE_EXTENSIONS, decode_image, is_colour_mode, normalize_size, probe_image
+from .paths import cache_dir_for
+
+CACHE_DIRNAME = ".netbuilder-cache"
+CACHE_VERSION = 1
+# Arrays above this many bytes are memory-mapped rather than read into memory; None: a quarter of RAM.
+MMAP_THRESHOLD_BYTES: int | None = None
+
+
+def _mmap_threshold() -> int:
+    if MMAP_THRESHOLD_BYTES is not None:
+        return MMAP_THRESHOLD_BYTES
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 2 << 30
+
+
+def _natural_key(rel: str) -> list:
+    # "img2.png" before "img10.png"
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", rel)]
+
+
+def _is_image(name: str) -> bool:
+    return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def scan(folder: Path) -> tuple[list[str], list[str] | None, list[int] | None]:
+    """Image files (relative POSIX paths) in load order, class names and labels (``None`` when flat).
+
+    Hidden files and folders and the cache folder are skipped. A subfolder's images (at any depth) belong
+    to the class named after the top-level subfolder.
+    """
+    top: list[str] = []
+    per_class: dict[str, list[str]] = {}
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d != CACHE_DIRNAME]
+        rel_dir = Path(dirpath).relative_to(folder)
+        images = [f for f in filenames if _is_image(f)]
+        if not images:
+            continue
+        if rel_dir == Path("."):
+            top.extend(images)
+        else:
+            cls = rel_dir.parts[0]
+            per_class.setdefault(cls, []).extend((rel_dir / f).as_posix() for f in images)
+    if not top and not per_class:
+        raise DatasetError(f"folder:{folder}: no images found (looked for {' '.join(IMAGE_EXTENSIONS)})")
+    if per_class and top:
+        raise DatasetError(f"folder:{folder}: images both at the top level (e.g. {sorted(top)[0]}) and in class "
+                           f"subfolders ({', '.join(sorted(per_class)[:3])}); use one subfolder per class, or a "
+                           f"flat folder without labels")
+    if not per_class:
+        return sorted(top, key=_natural_key), None, None
+    class_names = sorted(per_class)
+    files: list[str] = []
+    labels: list[int] = []
+    for k, cls in enumerate(class_names):
+        members = sorted(per_class[cls], key=_natural_key)
+        files.extend(members)
+        labels.extend([k] * len(members))
+    return files, class_names, labels
+
+
+def _cache_key(folder: Path, files: list[str], size: tuple[int, int] | None) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps([CACHE_VERSION, list(size) if size else None]).encode())
+    for rel in files:
+        st = (folder / rel).stat()
+        h.update(f"\0{rel}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:24]
+
+
+def _open_array(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The cached array (memory-mapped when large), or None if it is missing or does not match."""
+    try:
+        arr = np.load(path, mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    if arr.shape != tuple(shape) or arr.dtype != np.uint8:
+        return None
+    if arr.nbytes > _mmap_threshold():
+        return arr
+    return np.array(arr)  # small: read it in, so the file is not held open
+
+
+def _load_cached(cache: Path, key: str) -> dict | None:
+    meta_path = cache / f"{key}.json"
+    if not meta_path.is_file():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if meta.get("version") != CACHE_VERSION:
+        return None
+    images = _open_array(cache / f"{key}.npy", meta["shape"])
+    if images is None:
+        return None
+    meta["images"] = images
+    return meta
+
+
+def _prune(cache: Path, key: str, image_size: list[int] | None) -> None:
+    """Delete cache entries for the same image size but an older state of the files (they cannot be hit
+    again, and for large folders each one is as big as the data)."""
+    for meta_path in cache.glob("*.json"):
+        if meta_path.stem == key:
+            continue
+        try:
+            stale = json.loads(meta_path.read_text(encoding="utf-8")).get("image_size") == image_size
+        except (OSError, ValueError):
+            stale = False
+        if stale:
+            (cache / f"{meta_path.stem}.npy").unlink(missing_ok=True)
+            meta_path.unlink(missing_ok=True)
+
+
+def _probe(folder: Path, files: list[str], size: tuple[int, int] | None) -> tuple[int, int, int]:
+    """``(C, H, W)`` of the result, from the image headers; mixed sizes need ``size``."""
+    first: tuple[int, int, str] | None = None
+    colour = False
+    for rel in files:
+        h, w, mode = probe_image(folder / rel, f"folder:{folder}: {rel}")
+        colour = colour or is_colour_mode(mode)
+        if first is None:
+            first = (h, w, rel)
+        elif size is None and (h, w) != first[:2]:
+            raise DatasetError(f"folder:{folder}: images have different sizes ({first[1]}x{first[0]} in "
+                               f"{first[2]}, {w}x{h} in {rel}); pass --image-size")
+    assert first is not None
+    h, w = size if size is not None else first[:2]
+    return (3 if colour else 1), h, w
+
+
+def _decode_into(out: np.ndarray, folder: Path, files: list[str], size: tuple[int, int] | None,
+                 progress: bool) -> list[tuple[str, str]]:
+    """Decode every file into ``out`` (which may be a memmap); return ``(name, sha256)`` entries."""
+    from tqdm import tqdm
+
+    channels = out.shape[1]
+    entries = []
+    for i, rel in enumerate(tqdm(files, desc=f"decoding {folder.name}", unit="img", leave=False,
+                                 disable=not progress or len(files) < 500)):
+        label = f"folder:{folder}: {rel}"
+        try:
+            data = (folder / rel).read_bytes()
+        except OSError as exc:
+            raise DatasetError(f"{label}: cannot read ({exc.strerror or exc})") from exc
+        arr = decode_image(data, channels, size, label)
+        if arr.shape != out.shape[1:]:
+            raise DatasetError(f"folder:{folder}: images have different sizes ({out.shape[3]}x{out.shape[2]} "
+                               f"expected, {arr.shape[2]}x{arr.shape[1]} in {rel}); pass --image-size")
+        out[i] = arr
+        entries.append((rel, hashlib.sha256(data).hexdigest()))
+    return entries
+
+
+def load_folder(path: str | os.PathLike, split: str = "all",
+                image_size: int | tuple[int, int] | None = None, progress: bool = True) -> Dataset:
+    """Load a folder of images as a :class:`Dataset` named ``folder:<absolute path>``."""
+    folder = Path(path).expanduser().resolve()
+    name = f"folder:{folder}"
+    if not folder.is_dir():
+        raise DatasetError(f"{name}: no such folder")
+    if split != "all":
+        raise DatasetError(f"{name}: a folder dataset has no '{split}' split (only 'all')")
+    size = normalize_size(image_size)
+    files, class_names, labels = scan(folder)
+    key = _cache_key(folder, files, size)
+    cache = cache_dir_for(folder, CACHE_DIRNAME)
+    meta = _load_cached(cache, key) if cache is not None else None
+    if meta is None:
+        shape = (len(files),) + _probe(folder, files, size)
+        images, entries = None, None
+        if cache is not None:
+            try:
+                with atomic_path(cache / f"{key}.npy", suffix=".npy") as tmp:
+                    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+                    entries = _decode_into(out, folder, files, size, progress)
+                    out.flush()
+                    del out
+                meta = {"version": CACHE_VERSION, "image_size": list(size) if size else None,
+                        "shape": list(shape), "fingerprint": fingerprint(entries), "files": files}
+                write_json(cache / f"{key}.json", meta)
+                _prune(cache, key, meta["image_size"])
+                images = _open_array(cache / f"{key}.npy", shape)
+            except OSError:
+                # Disk full or the cache folder vanished: fall back to decoding into memory.
+                images = None
+        if images is None:
+            images = np.empty(shape, dtype=np.uint8)
+            entries = _decode_into(images, folder, files, size, progress)
+        meta = {"images": images, "fingerprint": fingerprint(entries or [])}
+    fp = meta["fingerprint"] if size is None else resized_fingerprint(meta["fingerprint"], size)
+    return Dataset(name=name, images=meta["images"],
+                   labels=None if labels is None else np.asarray(labels, dtype=np.int64),
+                   class_names=class_names, fingerprint=fp, source=str(folder), split=split,
+                   files=files)

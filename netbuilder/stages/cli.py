@@ -1,0 +1,128 @@
+"""Command-line wrappers of the stages; each option's help says where its default comes from."""
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+import click
+
+from ..datasets.cli import dataset_options
+
+_COMMON = [
+    click.option("-d", "--dataset", required=True,
+                 help="Dataset: MNIST, COIL20, DIGITS, FASHION-MNIST, USPS or folder:PATH (case-insensitive)."),
+    click.option("-a", "--arch", default="0", show_default=True,
+                 help="Architecture index or name in the archs file."),
+    click.option("--archs", "archs", type=click.Path(dir_okay=False), default=None,
+                 help="Archs JSON file [default: archs/<dataset>.json]."),
+    click.option("--out", default=".", show_default=True, type=click.Path(file_okay=False),
+                 help="Root for saved_params/, logs/ and plots/."),
+]
+
+_TRAIN = [
+    click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs [default: arch, then built-in]."),
+    click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Batch size [default: arch, then 256]."),
+    click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Learning rate."),
+    click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default=None, help="Adam, or SGD with Nesterov momentum."),
+    click.option("--schedule", type=click.Choice(["none", "cosine", "step"]), default=None, help="Learning-rate schedule."),
+    click.option("--augment/--no-augment", default=None, help="Random shifts/rotations of training batches."),
+    click.option("--seed", type=int, default=0, show_default=True, help="Random seed (runs repeat exactly on CPU)."),
+    click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps."),
+    click.option("--progress/--no-progress", default=None, help="Progress bars [default: on a terminal only]."),
+]
+
+
+def _apply(options: list[Callable]) -> Callable:
+    def deco(f: Callable) -> Callable:
+        for opt in reversed(options):
+            f = opt(f)
+        return f
+    return deco
+
+
+def _arch_key(arch: str) -> str | int:
+    return int(arch) if arch.isdigit() else arch
+
+
+def _print_metrics(prefix: str, metrics: dict[str, Any]) -> None:
+    shown = ", ".join(f"{k.upper()} {v:.4f}" for k, v in metrics.items() if k in ("acc", "nmi", "ari"))
+    click.echo(f"{prefix}: {shown or 'done'} ({metrics.get('clusters', '?')} clusters)")
+
+
+@click.command("pretrain")
+@_apply(_COMMON)
+@dataset_options
+@_apply(_TRAIN)
+@click.option("--recon-loss", type=click.Choice(["mse", "bce"]), default=None, help="Reconstruction loss [default: mse].")
+@click.option("--eval-every", type=click.IntRange(min=1), default=None, help="Epochs between ACC/NMI probes [default: epochs/10].")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
+def pretrain_cmd(dataset, arch, archs, out, data_dir, split, image_size, seed, device, progress, resume,
+                 eval_every, **hp) -> None:
+    """Train the autoencoder on reconstruction; saves weights, codes and a manifest.
+
+    Output: <out>/saved_params/<DATASET>/<arch>/pretrain/. Example: netbuilder pretrain -d MNIST -a dcec-l2
+    """
+    from .pretrain import pretrain
+
+    m = pretrain(dataset, _arch_key(arch), archs=archs, data_dir=data_dir, split=split, image_size=image_size,
+                 out=out, device=device, seed=seed, progress=progress, resume=resume, eval_every=eval_every, **hp)
+    _print_metrics("pretrain (autoencoder + k-means)", m["metrics"])
+
+
+@click.command("cluster")
+@_apply(_COMMON)
+@dataset_options
+@click.option("--loss", type=click.Choice(["kld", "kmeans", "none"]), default="kld", show_default=True,
+              help="kld: DEC/IDEC KL loss; kmeans: DCN-style k-means loss; none: k-means on the codes only.")
+@_apply(_TRAIN)
+@click.option("--gamma", type=float, default=None, help="Weight of the KL term (kld) [default: 0.1].")
+@click.option("--lambda", "lambda_", type=float, default=None, help="Weight of the k-means term (kmeans) [default: 0.1].")
+@click.option("--update-interval", type=click.IntRange(min=1), default=None,
+              help="Batches between DEC target updates [default: 140].")
+@click.option("--tol", type=click.FloatRange(min=0), default=None,
+              help="Stop when fewer than this fraction of assignments change between target updates [default: 0.001].")
+@click.option("--clusters", type=click.IntRange(min=2), default=None, help="Number of clusters [default: arch, then classes].")
+@click.option("--force", is_flag=True, help="Use the pretrain output even if it was made with another arch or data.")
+def cluster_cmd(dataset, arch, archs, out, data_dir, split, image_size, loss, seed, device, progress, force,
+                clusters, lambda_, **hp) -> None:
+    """Refine the pretrained encoder for clustering; saves codes, centroids and assignments.csv.
+
+    Needs `netbuilder pretrain` first. Output: <out>/saved_params/<DATASET>/<arch>/cluster-<loss>/.
+    """
+    from .cluster import cluster
+
+    hp["lambda"] = lambda_
+    m = cluster(dataset, _arch_key(arch), loss, archs=archs, data_dir=data_dir, split=split, image_size=image_size,
+                out=out, device=device, seed=seed, progress=progress, force=force, clusters=clusters, **hp)
+    _print_metrics(f"cluster-{loss}", m["metrics"])
+
+
+@click.command("metrics")
+@_apply(_COMMON)
+@dataset_options
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the pixel k-means baseline.")
+@click.option("--no-pixels", is_flag=True, help="Skip the raw-pixel k-means baseline row.")
+def metrics_cmd(dataset, arch, archs, out, data_dir, split, image_size, as_json, seed, no_pixels) -> None:
+    """Print ACC / NMI / ARI for raw pixels, the pretrained codes and every clustering stage that was run."""
+    from .report import format_table, metrics
+
+    rows = metrics(dataset, _arch_key(arch), archs=archs, data_dir=data_dir, split=split, image_size=image_size,
+                   out=out, seed=seed, pixels=not no_pixels)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        click.echo(format_table(rows, header=f"{dataset} / arch {arch}"))
+
+
+def register(group: click.Group) -> None:
+    """Add the stage commands to the top-level CLI."""
+    for cmd in (pretrain_cmd, cluster_cmd, metrics_cmd):
+        group.add_command(cmd)
+    try:
+        from .visualize import visualize_cmd
+        group.add_command(visualize_cmd)
+    except ImportError:
+        pass
+    from .run import run_cmd
+    group.add_command(run_cmd)

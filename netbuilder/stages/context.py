@@ -1,0 +1,89 @@
+"""Resolve what a stage works on: the dataset, the architecture, the device, the output paths, the hyperparameters."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..arch import build_autoencoder, load_arch_file, resolve_arch_file, select_arch
+from ..datasets import Dataset, load_dataset
+from ..errors import StageError
+from ..train import resolve_device
+from .workspace import Workspace
+
+# Built-in defaults; an arch's "training" section overrides them and command-line options override both.
+PRETRAIN_DEFAULTS: dict[str, Any] = {"epochs": 50, "batch_size": 256, "lr": 1e-3, "optimizer": "adam",
+                                     "momentum": 0.9, "weight_decay": 0.0, "schedule": "none",
+                                     "recon_loss": "mse", "augment": False}
+CLUSTER_DEFAULTS: dict[str, Any] = {"loss": "kld", "epochs": 20, "batch_size": 256, "lr": 1e-4,
+                                    "optimizer": "adam", "gamma": 0.1, "lambda": 0.1,
+                                    "update_interval": 140, "tol": 0.001, "augment": False, "n_init": 20}
+
+
+@dataclass
+class StageContext:
+    """Everything a stage needs, resolved once: dataset, arch spec, device, workspace paths."""
+
+    dataset: Dataset
+    arch_file: Path
+    arch_index: int
+    spec: dict[str, Any]
+    ws: Workspace
+    device: torch.device
+
+    @property
+    def arch_name(self) -> str:
+        return self.spec["name"]
+
+    @property
+    def n_clusters(self) -> int:
+        """Clusters: the arch's clustering section, else the dataset's number of classes."""
+        k = (self.spec.get("clustering") or {}).get("n_clusters")
+        if k:
+            return int(k)
+        if self.dataset.n_classes:
+            return int(self.dataset.n_classes)
+        raise StageError(f"{self.arch_name}: the number of clusters is unknown (unlabelled data); "
+                         "set \"clustering\": {\"n_clusters\": K} in the arch or pass --clusters K")
+
+    def build_model(self):
+        """A fresh autoencoder for this arch, shaped for this dataset's images."""
+        return build_autoencoder(self.spec, input_shape=tuple(self.dataset.shape))
+
+    def dataset_record(self) -> dict[str, Any]:
+        """What a manifest says about the data."""
+        d = self.dataset
+        return {"name": d.name, "fingerprint": d.fingerprint, "split": d.split, "n": len(d),
+                "shape": list(d.shape), "n_classes": d.n_classes}
+
+    def arch_record(self) -> dict[str, Any]:
+        """What a manifest says about the architecture (the resolved spec itself, not just a name)."""
+        return {"file": str(self.arch_file), "index": self.arch_index, "name": self.arch_name, "spec": self.spec}
+
+
+def prepare(dataset: str, arch: str | int = 0, *, archs: str | Path | None = None, data_dir: str | Path | None = None,
+            split: str = "all", image_size: int | None = None, out: str | Path = ".", device: str = "auto",
+            progress: bool | None = None) -> StageContext:
+    """Load the dataset and the arch, pick the device; errors are one-line :class:`NetbuilderError`s."""
+    arch_file = resolve_arch_file(str(archs) if archs else dataset)
+    specs = load_arch_file(arch_file)
+    index, spec = select_arch(specs, arch, source=str(arch_file))
+    dev = resolve_device(device)
+    data = load_dataset(dataset, data_dir=data_dir, split=split, image_size=image_size,
+                        progress=progress if progress is not None else True)
+    ws = Workspace.create(out, data.name if split == "all" else f"{data.name}-{split}", spec["name"])
+    return StageContext(dataset=data, arch_file=Path(arch_file), arch_index=index, spec=spec, ws=ws, device=dev)
+
+
+def resolve_hparams(overrides: dict[str, Any], section: dict[str, Any] | None, defaults: dict[str, Any]) -> dict[str, Any]:
+    """defaults ← arch training section ← explicit options (None means 'not given')."""
+    out = dict(defaults)
+    for key, value in (section or {}).items():
+        if key in defaults and not isinstance(value, dict):
+            out[key] = value
+    for key, value in overrides.items():
+        if value is not None:
+            out[key] = value
+    return out

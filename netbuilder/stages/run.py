@@ -1,0 +1,88 @@
+"""``netbuilder run``: pretrain → cluster → metrics → visualize, skipping stages whose outputs are complete."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+
+from .context import CLUSTER_DEFAULTS, StageContext, prepare
+
+
+def is_current(ctx: StageContext, stage: str, seed: int) -> bool:
+    """A stage counts as done when its manifest is complete and was made from the same arch, data and seed."""
+    m = ctx.ws.manifest(stage)
+    return bool(m) and m["arch"]["spec"] == ctx.spec and m["dataset"]["fingerprint"] == ctx.dataset.fingerprint \
+        and m.get("seed") == seed
+
+
+def run_all(dataset: str, arch: str | int = 0, *, loss: str | None = None, archs: str | None = None,
+            data_dir: str | None = None, split: str = "all", image_size: int | None = None, out: str = ".",
+            device: str = "auto", seed: int = 0, force: bool = False, visualize: bool = True,
+            method: str = "tsne", n: int = 5000, progress: bool | None = None, echo: bool = True,
+            pretrain_epochs: int | None = None, cluster_epochs: int | None = None) -> dict[str, Any]:
+    """Run every stage in order; returns {"pretrain": manifest, "cluster": manifest, "metrics": rows, "plots": {...}}."""
+    from .cluster import run_cluster, stage_name
+    from .pretrain import run_pretrain
+    from .report import collect, format_table
+
+    ctx = prepare(dataset, arch, archs=archs, data_dir=data_dir, split=split, image_size=image_size, out=out,
+                  device=device, progress=progress)
+    loss = loss or ((ctx.spec.get("training") or {}).get("cluster") or {}).get("loss") or CLUSTER_DEFAULTS["loss"]
+    out_info: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    say = click.echo if echo else (lambda *_a, **_k: None)
+    ran_pretrain = force or not is_current(ctx, "pretrain", seed)
+    if ran_pretrain:
+        out_info["pretrain"] = run_pretrain(ctx, seed=seed, progress=progress, echo=echo, epochs=pretrain_epochs)
+    else:
+        say(f"pretrain: up to date ({ctx.ws.stage_dir('pretrain')}), skipped; --force reruns it")
+        out_info["pretrain"] = ctx.ws.manifest("pretrain")
+    stage = stage_name(loss)
+    # A new pretrain invalidates every clustering made from the old one.
+    if ran_pretrain or not is_current(ctx, stage, seed):
+        out_info["cluster"] = run_cluster(ctx, loss, seed=seed, progress=progress, echo=echo, epochs=cluster_epochs)
+    else:
+        say(f"{stage}: up to date ({ctx.ws.stage_dir(stage)}), skipped; --force reruns it")
+        out_info["cluster"] = ctx.ws.manifest(stage)
+    if ctx.dataset.labels is not None:
+        rows = collect(ctx, seed=seed)
+        out_info["metrics"] = rows
+        say(format_table(rows, header=f"{ctx.dataset.name} / {ctx.arch_name} (seed {seed})"))
+    if visualize:
+        try:
+            from .visualize import run_visualize
+        except ImportError:
+            run_visualize = None
+        if run_visualize is not None:
+            out_info["plots"] = run_visualize(ctx, method=method, n=n, seed=seed)
+            say(f"plots: {ctx.ws.plots_dir}")
+    out_info["seconds"] = round(time.perf_counter() - t0, 1)
+    say(f"done in {out_info['seconds']:.1f}s")
+    return out_info
+
+
+@click.command("run")
+@click.option("-d", "--dataset", required=True, help="Dataset name or folder:PATH (case-insensitive).")
+@click.option("-a", "--arch", default="0", show_default=True, help="Architecture index or name in the archs file.")
+@click.option("--archs", type=click.Path(dir_okay=False), default=None, help="Archs JSON file [default: archs/<dataset>.json].")
+@click.option("--out", default=".", show_default=True, type=click.Path(file_okay=False), help="Root for saved_params/, logs/, plots/.")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Data directory [default: $NETBUILDER_DATA, then ./datasets].")
+@click.option("--split", type=click.Choice(["train", "test", "all"]), default="all", show_default=True, help="Which split to use.")
+@click.option("--image-size", type=click.IntRange(min=1), default=None, help="Resize images to this size.")
+@click.option("--loss", type=click.Choice(["kld", "kmeans", "none"]), default=None, help="Clustering loss [default: the arch's, then kld].")
+@click.option("--pretrain-epochs", type=click.IntRange(min=1), default=None, help="Override the pretrain epochs.")
+@click.option("--cluster-epochs", type=click.IntRange(min=1), default=None, help="Override the cluster epochs.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--force", is_flag=True, help="Rerun stages even if their outputs are complete.")
+@click.option("--visualize/--no-visualize", default=True, show_default=True, help="Write plots at the end.")
+@click.option("--method", type=click.Choice(["tsne", "pca"]), default="tsne", show_default=True, help="2-D embedding for the plots.")
+@click.option("--n", type=click.IntRange(min=10), default=5000, show_default=True, help="Points in the embedding plots.")
+@click.option("--progress/--no-progress", default=None, help="Progress bars [default: on a terminal only].")
+def run_cmd(dataset, arch, **kw) -> None:
+    """Run the main job: pretrain → cluster → metrics → visualize (complete stages are skipped).
+
+    Example: netbuilder run -d DIGITS
+    """
+    run_all(dataset, int(arch) if arch.isdigit() else arch, **kw)

@@ -1,0 +1,73 @@
+"""Where a stage reads and writes: ``<out>/saved_params/<DATASET>/<arch>/<stage>/``, ``<out>/logs/...``, ``<out>/plots/...``.
+
+A stage directory counts as done only when its ``manifest.json`` exists and says ``"complete": true``;
+the manifest is always the last file a stage writes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import StageError
+
+MANIFEST = "manifest.json"
+
+
+def safe_name(name: str) -> str:
+    """A file-system-safe directory name for a dataset or arch name (``folder:/a/b`` → ``folder-b-<hash>``)."""
+    if name.lower().startswith("folder:"):
+        path = name.split(":", 1)[1].rstrip("/")
+        digest = hashlib.sha256(path.encode()).hexdigest()[:8]
+        name = f"folder-{Path(path).name or 'root'}-{digest}"
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "unnamed"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Paths of one (dataset, arch) pair under an output root."""
+
+    root: Path
+    dataset: str
+    arch: str
+
+    @classmethod
+    def create(cls, out: str | Path, dataset: str, arch: str) -> "Workspace":
+        return cls(Path(out), safe_name(dataset), safe_name(arch))
+
+    def stage_dir(self, stage: str) -> Path:
+        return self.root / "saved_params" / self.dataset / self.arch / stage
+
+    def log_stem(self, stage: str) -> Path:
+        return self.root / "logs" / self.dataset / self.arch / stage
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.root / "plots" / self.dataset / self.arch
+
+    @property
+    def dataset_dir(self) -> Path:
+        return self.root / "saved_params" / self.dataset
+
+    def manifest(self, stage: str) -> dict[str, Any] | None:
+        """The stage's manifest if the stage completed, else None (a torn or partial stage counts as not run)."""
+        path = self.stage_dir(stage) / MANIFEST
+        if not path.exists():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+            raise StageError(f"{path}: manifest is corrupt; delete {path.parent} and run the stage again") from None
+        return data if isinstance(data, dict) and data.get("complete") else None
+
+    def cluster_stages(self) -> list[str]:
+        """Names of the completed ``cluster-<loss>`` stages, in a stable order."""
+        base = self.root / "saved_params" / self.dataset / self.arch
+        if not base.exists():
+            return []
+        order = {"cluster-none": 0, "cluster-kmeans": 1, "cluster-kld": 2}
+        found = [p.name for p in base.iterdir() if p.name.startswith("cluster-") and self.manifest(p.name)]
+        return sorted(found, key=lambda s: (order.get(s, 9), s))

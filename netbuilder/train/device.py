@@ -1,0 +1,38 @@
+"""Device selection and seeding."""
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+from ..errors import NetbuilderError
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """Map ``auto|cpu|cuda|cuda:N|mps`` to a :class:`torch.device`; ``auto`` prefers CUDA, then MPS, then CPU."""
+    name = (name or "auto").lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise NetbuilderError(f"invalid device '{name}'; expected auto, cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise NetbuilderError(f"device '{name}' requested but CUDA is not available; use --device cpu or auto")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise NetbuilderError(f"device '{name}' requested but MPS is not available; use --device cpu or auto")
+    return dev
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch so that CPU runs repeat exactly."""
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
