@@ -1,0 +1,37 @@
+"""NetworkBuilder: a spec (either format, resolved or not) → an :class:`Autoencoder`."""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from .model import Autoencoder
+from .plan import Plan
+from .spec import resolve_with_context
+
+
+class NetworkBuilder:
+    """Validates a spec and infers its shapes on construction; :meth:`build` allocates the modules.
+
+    ``input_shape`` replaces the spec's input shape (e.g. a folder dataset with other image sizes); the network
+    is re-planned for it and errors still name the arch and the JSON path.
+    """
+
+    def __init__(self, spec: dict[str, Any], input_shape: Iterable[int] | None = None) -> None:
+        self.spec, self.plan = resolve_with_context(spec, input_shape=tuple(input_shape) if input_shape else None)
+
+    @property
+    def resolved(self) -> dict[str, Any]:
+        """The resolved spec the model is built from."""
+        return self.spec
+
+    def dry_run(self) -> Plan:
+        """The shape plan: every layer with its input/output shape and parameter count, no weights."""
+        return self.plan
+
+    def build(self) -> Autoencoder:
+        """A freshly initialised autoencoder."""
+        return Autoencoder(self.spec, self.plan)
+
+
+def build_autoencoder(spec: dict[str, Any], input_shape: tuple[int, ...] | None = None) -> Autoencoder:
+    """Build the autoencoder of ``spec``, optionally for another ``input_shape``. Errors are one-line ArchErrors."""
+    return NetworkBuilder(spec, input_shape).build()
