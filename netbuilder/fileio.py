@@ -29,6 +29,10 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # mkstemp creates 0600 files; outputs should get the usual permissions.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_path, 0o666 & ~umask)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -57,7 +61,9 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:
     """Write a NumPy array as ``.npy`` atomically."""
     with atomic_path(path, suffix=".npy") as tmp:
-        np.save(tmp, array, allow_pickle=False)
+        # Through a file handle: np.save(path) would append ".npy" to the temporary name.
+        with open(tmp, "wb") as fh:
+            np.save(fh, array, allow_pickle=False)
 
 
 def write_with(path: str | os.PathLike, writer: Callable[[Path], None], suffix: str | None = None) -> None:

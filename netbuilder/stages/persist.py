@@ -55,7 +55,7 @@ def load_array(path: Path) -> np.ndarray:
     """Load a ``.npy`` file (no pickles)."""
     try:
         return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError) as exc:
         raise StageError(f"{path}: cannot read array ({exc})") from None
 
 

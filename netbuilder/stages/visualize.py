@@ -24,9 +24,9 @@ from .evaluate import subsample
 from .persist import load_array, load_into, load_weights
 
 METHODS = ("tsne", "pca")
-_STAGE_TITLES = {"pretrain": "pretrained codes", "cluster-none": "codes, k-means refit (cluster-none)",
-                 "cluster-kmeans": "codes after k-means loss (cluster-kmeans)",
-                 "cluster-kld": "codes after DEC/IDEC KL loss (cluster-kld)"}
+_STAGE_TITLES = {"cluster-none": "cluster-none: k-means refit on pretrained codes",
+                 "cluster-kmeans": "cluster-kmeans codes, k-means-loss clusters",
+                 "cluster-kld": "cluster-kld codes, DEC/IDEC clusters"}
 
 
 def _require_pretrain(ctx: StageContext) -> dict[str, Any]:
@@ -120,6 +120,9 @@ def run_visualize(ctx: StageContext, *, method: str = "tsne", n: int = 5000, see
 
     # One subset for every embedding, so the panels of different stages show the same points.
     idx = subsample(len(data), n, seed)
+    if k and len(idx) < k:
+        raise NetbuilderError(f"Invalid value for argument `n`: {len(idx)} images cannot show {k} clusters; "
+                              f"use --n {k} or more.")
     labels = data.labels[idx] if data.labels is not None else None
     names = data.class_names
     where = f"{data.name} / {ctx.arch_name}"
@@ -182,6 +185,7 @@ def run_visualize(ctx: StageContext, *, method: str = "tsne", n: int = 5000, see
 
     records = {s: read_jsonl(ctx.ws.log_stem(s).with_suffix(".jsonl")) for s in ["pretrain", *stages]}
     if any("epoch" in r for recs_ in records.values() for r in recs_):
+        say("training curves ...")
         written["curves"] = str(plots.training_curves(records, out_dir / "curves.png",
                                                       title=f"{where}: training curves"))
     return written
