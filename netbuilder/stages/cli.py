@@ -29,7 +29,17 @@ _TRAIN = [
     click.option("--seed", type=int, default=0, show_default=True, help="Random seed (runs repeat exactly on CPU)."),
     click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps."),
     click.option("--progress/--no-progress", default=None, help="Progress bars [default: on a terminal only]."),
+    click.option("--threads", type=click.IntRange(min=1), default=None,
+                 help="CPU threads for torch [default: torch's choice, usually one per core]."),
 ]
+
+
+def set_threads(threads: int | None) -> None:
+    """Limit torch's CPU threads (two runs sharing a machine each go faster with one thread each)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def _apply(options: list[Callable]) -> Callable:
@@ -57,13 +67,14 @@ def _print_metrics(prefix: str, metrics: dict[str, Any]) -> None:
 @click.option("--eval-every", type=click.IntRange(min=1), default=None, help="Epochs between ACC/NMI probes [default: epochs/10].")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
 def pretrain_cmd(dataset, arch, archs, out, data_dir, split, image_size, seed, device, progress, resume,
-                 eval_every, **hp) -> None:
+                 eval_every, threads, **hp) -> None:
     """Train the autoencoder on reconstruction; saves weights, codes and a manifest.
 
     Output: <out>/saved_params/<DATASET>/<arch>/pretrain/. Example: netbuilder pretrain -d MNIST -a dcec-l2
     """
     from .pretrain import pretrain
 
+    set_threads(threads)
     m = pretrain(dataset, _arch_key(arch), archs=archs, data_dir=data_dir, split=split, image_size=image_size,
                  out=out, device=device, seed=seed, progress=progress, resume=resume, eval_every=eval_every, **hp)
     _print_metrics("pretrain (autoencoder + k-means)", m["metrics"])
@@ -83,17 +94,20 @@ def pretrain_cmd(dataset, arch, archs, out, data_dir, split, image_size, seed, d
               help="Stop when fewer than this fraction of assignments change between target updates [default: 0.001].")
 @click.option("--clusters", type=click.IntRange(min=2), default=None, help="Number of clusters [default: arch, then classes].")
 @click.option("--force", is_flag=True, help="Use the pretrain output even if it was made with another arch or data.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted kld/kmeans run from its last checkpoint.")
 def cluster_cmd(dataset, arch, archs, out, data_dir, split, image_size, loss, seed, device, progress, force,
-                clusters, lambda_, **hp) -> None:
+                resume, clusters, lambda_, threads, **hp) -> None:
     """Refine the pretrained encoder for clustering; saves codes, centroids and assignments.csv.
 
     Needs `netbuilder pretrain` first. Output: <out>/saved_params/<DATASET>/<arch>/cluster-<loss>/.
     """
     from .cluster import cluster
 
+    set_threads(threads)
     hp["lambda"] = lambda_
     m = cluster(dataset, _arch_key(arch), loss, archs=archs, data_dir=data_dir, split=split, image_size=image_size,
-                out=out, device=device, seed=seed, progress=progress, force=force, clusters=clusters, **hp)
+                out=out, device=device, seed=seed, progress=progress, force=force, resume=resume, clusters=clusters,
+                **hp)
     _print_metrics(f"cluster-{loss}", m["metrics"])
 
 
@@ -126,3 +140,5 @@ def register(group: click.Group) -> None:
         pass
     from .run import run_cmd
     group.add_command(run_cmd)
+    from ..anomaly.cli import anomaly_cmd
+    group.add_command(anomaly_cmd)
