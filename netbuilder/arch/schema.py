@@ -89,6 +89,7 @@ def _training_def() -> dict[str, Any]:
         "schedule": {"title": "schedule", "enum": ["none", "cosine", "step"]},
         "recon_loss": {"title": "reconstruction loss", "enum": ["mse", "bce"]},
         "augment": {"type": "boolean"},
+        "threads": _doc(_POS_INT, "CPU threads for torch; 1 makes small nets give the same numbers on any machine."),
         "cluster": {"$ref": "#/$defs/cluster_training"},
     }, description="Pretraining defaults; 'cluster' holds those of the clustering stage.")
 

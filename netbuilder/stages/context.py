@@ -65,16 +65,24 @@ class StageContext:
 
 def prepare(dataset: str, arch: str | int = 0, *, archs: str | Path | None = None, data_dir: str | Path | None = None,
             split: str = "all", image_size: int | None = None, out: str | Path = ".", device: str = "auto",
-            progress: bool | None = None) -> StageContext:
-    """Load the dataset and the arch, pick the device; errors are one-line :class:`NetbuilderError`s."""
+            progress: bool | None = None, threads: int | None = None) -> StageContext:
+    """Load the dataset and the arch, pick the device and thread count; errors are one-line NetbuilderErrors."""
     arch_file = resolve_arch_file(str(archs) if archs else dataset)
     specs = load_arch_file(arch_file)
     index, spec = select_arch(specs, arch, source=str(arch_file))
+    apply_threads(threads or (spec.get("training") or {}).get("threads"))
     dev = resolve_device(device)
     data = load_dataset(dataset, data_dir=data_dir, split=split, image_size=image_size,
                         progress=progress if progress is not None else True)
     ws = Workspace.create(out, data.name if split == "all" else f"{data.name}-{split}", spec["name"])
     return StageContext(dataset=data, arch_file=Path(arch_file), arch_index=index, spec=spec, ws=ws, device=dev)
+
+
+def apply_threads(threads: int | None) -> None:
+    """Set torch's CPU thread count. Float sums depend on it, so pinning it (e.g. to 1 for small nets) makes
+    results independent of the machine's core count."""
+    if threads:
+        torch.set_num_threads(int(threads))
 
 
 def resolve_hparams(overrides: dict[str, Any], section: dict[str, Any] | None, defaults: dict[str, Any]) -> dict[str, Any]:

@@ -20,14 +20,15 @@ def run_all(dataset: str, arch: str | int = 0, *, loss: str | None = None, archs
             data_dir: str | None = None, split: str = "all", image_size: int | None = None, out: str = ".",
             device: str = "auto", seed: int = 0, force: bool = False, visualize: bool = True,
             method: str = "tsne", n: int = 5000, progress: bool | None = None, echo: bool = True,
-            pretrain_epochs: int | None = None, cluster_epochs: int | None = None) -> dict[str, Any]:
+            pretrain_epochs: int | None = None, cluster_epochs: int | None = None,
+            threads: int | None = None) -> dict[str, Any]:
     """Run every stage in order; returns {"pretrain": manifest, "cluster": manifest, "metrics": rows, "plots": {...}}."""
     from .cluster import run_cluster, stage_name
     from .pretrain import run_pretrain
     from .report import collect, format_table
 
     ctx = prepare(dataset, arch, archs=archs, data_dir=data_dir, split=split, image_size=image_size, out=out,
-                  device=device, progress=progress)
+                  device=device, progress=progress, threads=threads)
     loss = loss or ((ctx.spec.get("training") or {}).get("cluster") or {}).get("loss") or CLUSTER_DEFAULTS["loss"]
     out_info: dict[str, Any] = {}
     t0 = time.perf_counter()
@@ -80,6 +81,7 @@ def run_all(dataset: str, arch: str | int = 0, *, loss: str | None = None, archs
 @click.option("--method", type=click.Choice(["tsne", "pca"]), default="tsne", show_default=True, help="2-D embedding for the plots.")
 @click.option("--n", type=click.IntRange(min=10), default=5000, show_default=True, help="Points in the embedding plots.")
 @click.option("--progress/--no-progress", default=None, help="Progress bars [default: on a terminal only].")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch [default: the arch's, then torch's].")
 def run_cmd(dataset, arch, **kw) -> None:
     """Run the main job: pretrain → cluster → metrics → visualize (complete stages are skipped).
 
