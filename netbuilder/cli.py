@@ -17,6 +17,11 @@ class _Group(click.Group):
         except NetbuilderError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            # One line like every other user error, naming the command for --help.
+            cmd = exc.ctx.command_path if exc.ctx else "netbuilder"
+            click.echo(f"error: {exc.format_message()} (see `{cmd} --help`)", err=True)
+            sys.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)

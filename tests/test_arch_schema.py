@@ -44,6 +44,6 @@ def test_plain_validator_rejects_unknown_keys_and_types() -> None:
     bad[0]["encoder"][1]["type"] = "linear"
     assert not validator.is_valid(bad)
     bad = json.loads(json.dumps(good))
-    bad[0]["latent"]["l2"] = True
+    bad[0].setdefault("latent", {})["l2"] = True
     assert not validator.is_valid(bad)
     assert not validator.is_valid([])

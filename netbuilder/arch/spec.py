@@ -213,6 +213,8 @@ def read_arch_json(path: str | Path) -> Any:
         raise ArchError(f"{source}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     except ValueError as exc:
         raise ArchError(f"{source}: invalid JSON: {exc}") from None
+    except RecursionError:
+        raise ArchError(f"{source}: JSON nested too deeply to be an archs file") from None
 
 
 def check_arch_file(path: str | Path) -> list[ArchCheck]:

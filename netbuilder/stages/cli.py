@@ -35,11 +35,10 @@ _TRAIN = [
 
 
 def set_threads(threads: int | None) -> None:
-    """Limit torch's CPU threads (two runs sharing a machine each go faster with one thread each)."""
-    if threads:
-        import torch
+    """Set torch's CPU thread count (see :func:`netbuilder.stages.context.apply_threads`)."""
+    from .context import apply_threads
 
-        torch.set_num_threads(threads)
+    apply_threads(threads)
 
 
 def _apply(options: list[Callable]) -> Callable:
@@ -74,9 +73,9 @@ def pretrain_cmd(dataset, arch, archs, out, data_dir, split, image_size, seed, d
     """
     from .pretrain import pretrain
 
-    set_threads(threads)
     m = pretrain(dataset, _arch_key(arch), archs=archs, data_dir=data_dir, split=split, image_size=image_size,
-                 out=out, device=device, seed=seed, progress=progress, resume=resume, eval_every=eval_every, **hp)
+                 out=out, device=device, seed=seed, progress=progress, resume=resume, eval_every=eval_every,
+                 threads=threads, **hp)
     _print_metrics("pretrain (autoencoder + k-means)", m["metrics"])
 
 
@@ -103,7 +102,6 @@ def cluster_cmd(dataset, arch, archs, out, data_dir, split, image_size, loss, se
     """
     from .cluster import cluster
 
-    set_threads(threads)
     hp["lambda"] = lambda_
     m = cluster(dataset, _arch_key(arch), loss, archs=archs, data_dir=data_dir, split=split, image_size=image_size,
                 out=out, device=device, seed=seed, progress=progress, force=force, resume=resume, clusters=clusters,

@@ -17,8 +17,10 @@ from ..metrics import clustering_scores
 from ..train import RunLog, encode_all, seed_everything, train
 from ..train.batches import map_batches
 from .context import CLUSTER_DEFAULTS, StageContext, prepare, resolve_hparams
+from .lock import stage_lock
 from .persist import load_into, load_weights, save_weights, write_manifest
-from .pretrain import loop_config, reconstruction_loss
+from .pretrain import check_resume_identity, interrupted_message, loop_config, reconstruction_loss, resume_identity
+from .workspace import MANIFEST
 
 LOSSES = ("kld", "kmeans", "none")
 
@@ -66,9 +68,20 @@ def assignments_csv(pred: np.ndarray, confidence: np.ndarray, labels: np.ndarray
 def run_cluster(ctx: StageContext, loss: str = "kld", *, seed: int = 0, progress: bool | None = None,
                 resume: bool = False, force: bool = False, echo: bool = True, clusters: int | None = None,
                 **overrides: Any) -> dict[str, Any]:
-    """Cluster ``ctx``'s pretrained codes with the given loss; returns the written manifest."""
+    """Cluster ``ctx``'s pretrained codes with the given loss; returns the written manifest.
+
+    ``kld`` and ``kmeans`` write ``checkpoint.pt`` every epoch (and keep it on Ctrl-C / SIGTERM);
+    ``resume=True`` continues from it. The stage directory is locked while the stage runs.
+    """
     if loss not in LOSSES:
         raise NetbuilderError(f"Invalid value for argument `loss`. Expected one of {', '.join(LOSSES)}. Received loss={loss!r}.")
+    with stage_lock(ctx.ws.stage_dir(stage_name(loss))):
+        return _run_cluster(ctx, loss, seed=seed, progress=progress, resume=resume, force=force, echo=echo,
+                            clusters=clusters, **overrides)
+
+
+def _run_cluster(ctx: StageContext, loss: str, *, seed: int, progress: bool | None, resume: bool, force: bool,
+                 echo: bool, clusters: int | None, **overrides: Any) -> dict[str, Any]:
     model, pre_manifest = load_pretrained(ctx, force=force)
     section = dict((ctx.spec.get("training") or {}).get("cluster") or {})
     hp = resolve_hparams({**overrides, "loss": loss}, section, CLUSTER_DEFAULTS)
@@ -93,6 +106,10 @@ def run_cluster(ctx: StageContext, loss: str = "kld", *, seed: int = 0, progress
     result_history: list[dict[str, Any]] = []
     steps = 0
     head = None
+    checkpoint = out_dir / "checkpoint.pt"
+    identity = {**resume_identity(ctx, hp, seed), "n_clusters": k, "alpha": alpha,
+                "pretrain_created": pre_manifest.get("created")}
+    extra_state = load_extra_state = None
     if loss == "none":
         centres_out = centres
     else:
@@ -112,8 +129,17 @@ def run_cluster(ctx: StageContext, loss: str = "kld", *, seed: int = 0, progress
 
             before_step = state.before_step
             params = list(model.parameters()) + list(head.parameters())
+
+            def extra_state() -> dict[str, Any]:
+                return {"identity": identity, "init_centres": torch.from_numpy(np.ascontiguousarray(centres)),
+                        "head": head.state_dict(), **state.state_dict()}
+
+            def load_extra_state(extra: dict[str, Any]) -> None:
+                _check_identity(extra, identity, checkpoint, centres)
+                head.load_state_dict(extra["head"])
+                state.load_state_dict(extra)
         else:  # kmeans
-            mu = torch.from_numpy(centres).to(ctx.device)
+            mu = torch.from_numpy(centres.copy()).to(ctx.device)  # a copy: mu moves, the init must not
             counts = torch.full((k,), 100.0, device=ctx.device)  # prior weight: centroids move slowly at first
             lam = float(hp["lambda"])
 
@@ -135,6 +161,15 @@ def run_cluster(ctx: StageContext, loss: str = "kld", *, seed: int = 0, progress
             before_step = None
             params = list(model.parameters())
 
+            def extra_state() -> dict[str, Any]:
+                return {"identity": identity, "init_centres": torch.from_numpy(np.ascontiguousarray(centres)),
+                        "mu": mu.detach().cpu().clone(), "counts": counts.detach().cpu().clone()}
+
+            def load_extra_state(extra: dict[str, Any]) -> None:
+                _check_identity(extra, identity, checkpoint, centres)
+                mu.copy_(extra["mu"].to(mu.device, mu.dtype))
+                counts.copy_(extra["counts"].to(counts.device, counts.dtype))
+
         probe_every = max(1, cfg.epochs // 10)
 
         def on_epoch_end(epoch: int) -> dict[str, Any] | None:
@@ -144,8 +179,13 @@ def run_cluster(ctx: StageContext, loss: str = "kld", *, seed: int = 0, progress
             s = clustering_scores(labels, pred)
             return {"acc": round(s["acc"], 4), "nmi": round(s["nmi"], 4), "ari": round(s["ari"], 4)}
 
-        res = train(model, images, loss_fn, cfg, device=ctx.device, params=params, log=log, desc=stage,
-                    before_step=before_step, on_epoch_end=on_epoch_end)
+        try:
+            res = train(model, images, loss_fn, cfg, device=ctx.device, params=params, log=log, desc=stage,
+                        before_step=before_step, on_epoch_end=on_epoch_end, checkpoint=checkpoint, resume=resume,
+                        extra_state=extra_state, load_extra_state=load_extra_state)
+        except KeyboardInterrupt:
+            log.info(interrupted_message(f"cluster --loss {loss}", checkpoint, ctx))
+            raise
         result_history, steps = res.history, res.steps
         centres_out = head.centroids.detach().cpu().numpy() if head is not None else mu.cpu().numpy()
     train_s = time.perf_counter() - t0
@@ -163,6 +203,8 @@ def run_cluster(ctx: StageContext, loss: str = "kld", *, seed: int = 0, progress
     confidence = q.max(axis=1)
     metrics = clustering_scores(labels, pred)
 
+    # A previous complete run's manifest no longer describes the files about to be replaced.
+    (out_dir / MANIFEST).unlink(missing_ok=True)
     tensors = dict(model.state_dict())
     tensors["clustering.centroids"] = torch.from_numpy(np.ascontiguousarray(centres_out))
     save_weights(out_dir / "weights.safetensors", tensors)
@@ -181,9 +223,21 @@ def run_cluster(ctx: StageContext, loss: str = "kld", *, seed: int = 0, progress
                   "assignments": "assignments.csv"},
         "logs": {"log": str(log.log_path), "jsonl": str(log.jsonl_path)},
     })
+    # The checkpoint only serves resuming an unfinished run; the complete stage no longer needs it.
+    checkpoint.unlink(missing_ok=True)
     log.info(f"{stage} done: " + ", ".join(f"{a}={b:.4f}" if isinstance(b, float) else f"{a}={b}"
                                             for a, b in metrics.items()) + f" ({train_s:.1f}s)")
     return manifest
+
+
+def _check_identity(extra: dict[str, Any], identity: dict[str, Any], checkpoint, centres: np.ndarray) -> None:
+    """Refuse a checkpoint of another run; the k-means initialisation must be the one the checkpoint started from."""
+    check_resume_identity(extra.get("identity"), identity, checkpoint)
+    saved = extra.get("init_centres")
+    if saved is not None and (tuple(saved.shape) != centres.shape
+                              or not np.array_equal(saved.numpy(), centres.astype(saved.numpy().dtype))):
+        raise StageError(f"{checkpoint}: the k-means initialisation differs from the one this checkpoint started "
+                         "from (was the pretrain stage rerun?); run without --resume to start over")
 
 
 def _predict(model, head, mu, images, device) -> np.ndarray:
@@ -220,13 +274,24 @@ class _DecState:
         self.last_pred = pred
         return stop
 
+    def state_dict(self) -> dict[str, Any]:
+        """The target P and the last predictions, for checkpoints."""
+        return {"p": self.p.detach().cpu().clone(),
+                "last_pred": torch.from_numpy(self.last_pred) if self.last_pred is not None else None}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.p = state["p"]
+        lp = state.get("last_pred")
+        self.last_pred = lp.numpy() if lp is not None else None
+
 
 def cluster(dataset: str, arch: str | int = 0, loss: str = "kld", *, archs: str | None = None,
             data_dir: str | None = None, split: str = "all", image_size: int | None = None, out: str = ".",
             device: str = "auto", seed: int = 0, progress: bool | None = None, force: bool = False,
-            echo: bool = True, clusters: int | None = None, **overrides: Any) -> dict[str, Any]:
+            resume: bool = False, echo: bool = True, clusters: int | None = None, threads: int | None = None,
+            **overrides: Any) -> dict[str, Any]:
     """Python API: ``cluster("DIGITS", 0, loss="kld")``; options as on the command line."""
     ctx = prepare(dataset, arch, archs=archs, data_dir=data_dir, split=split, image_size=image_size, out=out,
-                  device=device, progress=progress)
-    return run_cluster(ctx, loss, seed=seed, progress=progress, force=force, echo=echo, clusters=clusters,
-                       **overrides)
+                  device=device, progress=progress, threads=threads)
+    return run_cluster(ctx, loss, seed=seed, progress=progress, force=force, resume=resume, echo=echo,
+                       clusters=clusters, **overrides)

@@ -11,16 +11,18 @@ import torch
 from torch import nn
 
 from ..errors import StageError
-from ..fileio import write_json, write_with
+from ..fileio import write_bytes, write_json
 from .workspace import MANIFEST
 
 
 def save_weights(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     """Save a state dict as safetensors (loads without executing code), atomically."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
-    clean = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
-    write_with(path, lambda tmp: save_file(clean, str(tmp)), suffix=".safetensors")
+    clean = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    # Serialised in memory, then written through an unnamed temporary file (safetensors' own save_file
+    # makes a named temporary file of its own, which a killed run would leave behind).
+    write_bytes(path, save(clean))
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:

@@ -10,10 +10,13 @@ import torch.nn.functional as F
 from ..clustering import kmeans
 from ..metrics import clustering_scores
 from ..train import LoopConfig, RunLog, encode_all, seed_everything, train
+from ..errors import NetbuilderError, StageError
 from ..fileio import write_npy
 from .context import PRETRAIN_DEFAULTS, StageContext, prepare, resolve_hparams
 from .evaluate import kmeans_probe
+from .lock import stage_lock
 from .persist import save_weights, write_manifest
+from .workspace import MANIFEST
 
 STAGE = "pretrain"
 
@@ -29,7 +32,23 @@ def reconstruction_loss(kind: str):
 
 
 def loop_config(hp: dict[str, Any], seed: int, progress: bool | None) -> LoopConfig:
-    """The loop settings from resolved hyperparameters."""
+    """The loop settings from resolved hyperparameters (non-finite or non-positive values are one-line errors)."""
+    import math
+
+    for key, kind, positive in (("epochs", int, True), ("batch_size", int, True), ("lr", float, True),
+                                ("momentum", float, False), ("weight_decay", float, False)):
+        value = hp.get(key)
+        if value is None and key not in ("epochs", "batch_size", "lr"):
+            continue
+        try:
+            num = kind(value)
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(num) \
+                and (num > 0 if positive else num >= 0)
+        except (TypeError, ValueError, OverflowError):
+            ok = False
+        if not ok:
+            raise NetbuilderError(f"Invalid value for argument `{key}`. Expected a finite "
+                                  f"{'positive' if positive else 'non-negative'} number. Received {key}={value!r}.")
     return LoopConfig(epochs=int(hp["epochs"]), batch_size=int(hp["batch_size"]), lr=float(hp["lr"]),
                       optimizer=hp["optimizer"], momentum=float(hp.get("momentum", 0.9)),
                       weight_decay=float(hp.get("weight_decay", 0.0)), schedule=hp.get("schedule", "none"),
@@ -43,10 +62,78 @@ def eval_interval(epochs: int, every: int | None) -> int:
 
 def run_pretrain(ctx: StageContext, *, seed: int = 0, progress: bool | None = None, resume: bool = False,
                  eval_every: int | None = None, echo: bool = True, **overrides: Any) -> dict[str, Any]:
-    """Pretrain ``ctx``'s autoencoder; returns the manifest written to ``saved_params/.../pretrain/``."""
+    """Pretrain ``ctx``'s autoencoder; returns the manifest written to ``saved_params/.../pretrain/``.
+
+    Holds ``<stage dir>/.lock`` while it runs, so two runs cannot write the same stage directory.
+    """
+    with stage_lock(ctx.ws.stage_dir(STAGE)):
+        return _run_pretrain(ctx, seed=seed, progress=progress, resume=resume, eval_every=eval_every, echo=echo,
+                             **overrides)
+
+
+MAX_PARAMS = 500_000_000  # 2 GB of float32 weights, ~8 GB with Adam state and gradients
+
+
+def build_model_checked(ctx: StageContext):
+    """``ctx.build_model()``, refusing absurd sizes before any allocation (a one-line error, not an OOM)."""
+    from ..arch.spec import resolve_spec
+
+    try:
+        _, plan = resolve_spec(ctx.spec, input_shape=tuple(ctx.dataset.shape))
+        n = int(plan.params)
+    except NetbuilderError:
+        raise
+    except Exception:  # the builder below reports its own errors
+        n = 0
+    if n > MAX_PARAMS:
+        raise StageError(f"{ctx.arch_file}: arch '{ctx.arch_name}' would have {n:,} parameters "
+                         f"(more than {MAX_PARAMS:,}); check the layer sizes")
+    try:
+        return ctx.build_model()
+    except (MemoryError, OverflowError) as exc:
+        raise StageError(f"{ctx.arch_file}: arch '{ctx.arch_name}' is too large to build ({type(exc).__name__})") from None
+    except (RuntimeError, TypeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise StageError(f"{ctx.arch_file}: cannot build arch '{ctx.arch_name}' ({first})") from None
+
+
+def resume_identity(ctx: StageContext, hp: dict[str, Any], seed: int) -> dict[str, Any]:
+    """What must not change between an interrupted run and its resumption (kept in the checkpoint)."""
+    return {"dataset_fingerprint": ctx.dataset.fingerprint, "arch_spec": ctx.spec,
+            "hyperparameters": {k: v for k, v in hp.items() if k != "epochs"}, "seed": seed}
+
+
+def check_resume_identity(saved: dict[str, Any] | None, expected: dict[str, Any], checkpoint: Any) -> None:
+    """Refuse to resume a checkpoint made with another dataset, arch, seed or hyperparameters."""
+    if not saved:
+        return  # checkpoints written before identities were recorded
+    for key, what in (("dataset_fingerprint", "different data"), ("arch_spec", "a different arch"),
+                      ("seed", "a different --seed"), ("hyperparameters", "different hyperparameters")):
+        if key in saved and saved[key] != expected[key]:
+            detail = ""
+            if key == "hyperparameters" and isinstance(saved[key], dict):
+                diff = sorted(k for k in set(saved[key]) | set(expected[key])
+                              if saved[key].get(k) != expected[key].get(k))
+                detail = f" ({', '.join(f'{k}: {saved[key].get(k)!r} vs {expected[key].get(k)!r}' for k in diff[:3])})"
+            elif key == "seed":
+                detail = f" ({saved[key]} vs {expected[key]})"
+            raise StageError(f"{checkpoint}: this checkpoint was made with {what}{detail}; "
+                             "run with the same options, or without --resume to start over")
+
+
+def interrupted_message(stage_cmd: str, checkpoint: Any, ctx: StageContext) -> str:
+    """The one line printed when a run is stopped by Ctrl-C or SIGTERM."""
+    if checkpoint.exists():
+        return (f"{stage_cmd} interrupted; completed epochs are saved in {checkpoint}; resume with "
+                f"`netbuilder {stage_cmd} -d {ctx.dataset.name} -a {ctx.arch_name} --out {ctx.ws.root} ... --resume`")
+    return f"{stage_cmd} interrupted before the first checkpoint; nothing to resume"
+
+
+def _run_pretrain(ctx: StageContext, *, seed: int, progress: bool | None, resume: bool,
+                  eval_every: int | None, echo: bool, **overrides: Any) -> dict[str, Any]:
     hp = resolve_hparams(overrides, ctx.spec.get("training"), PRETRAIN_DEFAULTS)
     seed_everything(seed)
-    model = ctx.build_model().to(ctx.device)
+    model = build_model_checked(ctx).to(ctx.device)
     out_dir = ctx.ws.stage_dir(STAGE)
     log = RunLog(ctx.ws.log_stem(STAGE), fresh=not resume, echo=echo)
     log.info(f"pretrain {ctx.dataset.name} ({len(ctx.dataset)} images) arch {ctx.arch_index} '{ctx.arch_name}' "
@@ -68,9 +155,18 @@ def run_pretrain(ctx: StageContext, *, seed: int = 0, progress: bool | None = No
             return probe()
         return None
 
+    checkpoint = out_dir / "checkpoint.pt"
+    identity = resume_identity(ctx, hp, seed)
     t0 = time.perf_counter()
-    result = train(model, ctx.dataset.images, loss_fn, cfg, device=ctx.device, log=log, desc=STAGE,
-                   on_epoch_end=on_epoch_end, checkpoint=out_dir / "checkpoint.pt", resume=resume)
+    try:
+        result = train(model, ctx.dataset.images, loss_fn, cfg, device=ctx.device, log=log, desc=STAGE,
+                       on_epoch_end=on_epoch_end, checkpoint=checkpoint, resume=resume,
+                       extra_state=lambda: {"identity": identity},
+                       load_extra_state=lambda extra: check_resume_identity(extra.get("identity"), identity,
+                                                                            checkpoint))
+    except KeyboardInterrupt:
+        log.info(interrupted_message(STAGE, checkpoint, ctx))
+        raise
     train_s = time.perf_counter() - t0
 
     t1 = time.perf_counter()
@@ -81,6 +177,8 @@ def run_pretrain(ctx: StageContext, *, seed: int = 0, progress: bool | None = No
         metrics.update(clustering_scores(labels, pred))
     eval_s = time.perf_counter() - t1
 
+    # A previous complete run's manifest no longer describes the files about to be replaced.
+    (out_dir / MANIFEST).unlink(missing_ok=True)
     save_weights(out_dir / "weights.safetensors", model.state_dict())
     write_npy(out_dir / "codes.npy", codes)
     manifest = write_manifest(out_dir, {
@@ -102,8 +200,8 @@ def run_pretrain(ctx: StageContext, *, seed: int = 0, progress: bool | None = No
 def pretrain(dataset: str, arch: str | int = 0, *, archs: str | None = None, data_dir: str | None = None,
              split: str = "all", image_size: int | None = None, out: str = ".", device: str = "auto",
              seed: int = 0, progress: bool | None = None, resume: bool = False, eval_every: int | None = None,
-             echo: bool = True, **overrides: Any) -> dict[str, Any]:
+             echo: bool = True, threads: int | None = None, **overrides: Any) -> dict[str, Any]:
     """Python API: ``pretrain("DIGITS", 0, epochs=30)``; options as on the command line."""
     ctx = prepare(dataset, arch, archs=archs, data_dir=data_dir, split=split, image_size=image_size, out=out,
-                  device=device, progress=progress)
+                  device=device, progress=progress, threads=threads)
     return run_pretrain(ctx, seed=seed, progress=progress, resume=resume, eval_every=eval_every, echo=echo, **overrides)

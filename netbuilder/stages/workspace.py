@@ -26,6 +26,21 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "unnamed"
 
 
+def manifest_problem(data: dict[str, Any]) -> str | None:
+    """What is wrong with a complete manifest's structure (the fields later stages rely on), or None."""
+    for key in ("dataset", "arch", "files", "hyperparameters", "metrics"):
+        if not isinstance(data.get(key), dict):
+            return f"'{key}' is missing or not an object"
+    if not isinstance(data["dataset"].get("fingerprint"), str):
+        return "'dataset.fingerprint' is missing or not a string"
+    if not isinstance(data["arch"].get("spec"), dict):
+        return "'arch.spec' is missing or not an object"
+    for key, name in data["files"].items():
+        if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
+            return f"'files.{key}' must be a plain file name in the stage directory, not {name!r}"
+    return None
+
+
 @dataclass(frozen=True)
 class Workspace:
     """Paths of one (dataset, arch) pair under an output root."""
@@ -59,9 +74,14 @@ class Workspace:
             return None
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError, RecursionError, ValueError):
             raise StageError(f"{path}: manifest is corrupt; delete {path.parent} and run the stage again") from None
-        return data if isinstance(data, dict) and data.get("complete") else None
+        if not isinstance(data, dict) or not data.get("complete"):
+            return None
+        problem = manifest_problem(data)
+        if problem:
+            raise StageError(f"{path}: manifest is corrupt ({problem}); delete {path.parent} and run the stage again")
+        return data
 
     def cluster_stages(self) -> list[str]:
         """Names of the completed ``cluster-<loss>`` stages, in a stable order."""

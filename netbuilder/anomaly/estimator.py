@@ -1,0 +1,456 @@
+"""An autoencoder anomaly detector with the scikit-learn / PyOD estimator interface.
+
+>>> det = AutoencoderAnomalyDetector(arch="digits-dense-l2", archs="DIGITS", epochs=30, device="cpu")
+>>> det.fit(normal_images)                 # uint8 N×C×H×W (or floats in [0, 1])
+>>> det.decision_scores_, det.threshold_, det.labels_     # training scores, threshold, 0/1 labels
+>>> det.decision_function(test_images)     # higher = more anomalous
+>>> det.predict(test_images)               # 1 = anomaly (PyOD convention), score > threshold_
+
+``__init__`` only stores its arguments (so ``get_params``/``set_params``/``sklearn.base.clone`` work); all
+checking and work happen in :meth:`fit`. Training goes through :func:`netbuilder.train.train` with the
+``pretrain`` stage's reconstruction loss and hyperparameter resolution (built-in defaults ← the arch's
+``training`` section ← the arguments given here). The ``dcca`` score reuses the stages themselves:
+``run_pretrain`` and ``run_cluster(loss="kmeans", clusters=2)`` in a working directory.
+
+A fitted detector is saved with :meth:`save` (weights, centroids, the threshold and score statistics) and
+restored with :meth:`load`; :meth:`predict` of a loaded detector uses the saved threshold.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+
+from ..arch import build_autoencoder, load_arch_file, resolve_arch_file, resolve_spec, select_arch
+from ..clustering import kmeans
+from ..errors import NetbuilderError
+from ..fileio import write_json, write_npy
+from ..stages.workspace import Workspace
+from ..train import RunLog, encode_all, reconstruct_all, resolve_device, seed_everything, train
+from ..train.batches import map_batches
+from .scores import (SCORES, centroid_distance, cluster_distance, cosine_score, normal_cluster,
+                     error_vs_mean_image, output_variation, reconstruction_error,
+                     score_statistics)
+from .threshold import LABELLED, Threshold, check_contamination, parse_threshold, select_threshold
+
+STATE_FILE = "threshold.json"
+WEIGHTS_FILE = "weights.safetensors"
+CENTROIDS_FILE = "centroids.npy"
+TRAIN_SCORES_FILE = "train_scores.npy"
+FORMAT_VERSION = 1
+CONSTANT_BELOW = 0.02   # output_variation under this: one output image for every input
+
+
+class TrainingCollapseWarning(UserWarning):
+    """The trained autoencoder outputs (nearly) the same image for every input (see
+    :func:`~netbuilder.anomaly.scores.output_variation`): too little training, or a collapse."""
+
+
+def check_images(X: Any, name: str = "X") -> np.ndarray:
+    """``X`` as uint8 ``N×C×H×W``: uint8 arrays pass, ``N×H×W`` gains a channel axis, floats in [0, 1]
+    are scaled by 255 and rounded."""
+    if isinstance(X, torch.Tensor):
+        X = X.detach().cpu().numpy()
+    arr = np.asarray(X)
+    if arr.ndim == 3:
+        arr = arr[:, None]
+    if arr.ndim != 4:
+        raise NetbuilderError(f"{name} must be images N×C×H×W (or N×H×W), got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise NetbuilderError(f"{name} holds no images")
+    if arr.dtype == np.uint8:
+        return np.ascontiguousarray(arr)
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.all(np.isfinite(arr)) or arr.min() < 0.0 or arr.max() > 1.0:
+            raise NetbuilderError(f"{name}: float images must lie in [0, 1] (uint8 images 0..255 work as they are)")
+        return np.rint(arr * 255.0).astype(np.uint8)
+    raise NetbuilderError(f"{name}: expected uint8 images 0..255 or floats in [0, 1], got dtype {arr.dtype}")
+
+
+def not_l2_message(spec: dict[str, Any], arch_file: str | None = None, l2_names: list[str] | None = None) -> str:
+    """The one-line error for ``score="cosine"`` with an arch whose latent is not l2-normalised."""
+    name = spec.get("name", "?")
+    base = (f"score 'cosine' needs an arch with an l2-normalised latent (\"latent\": {{\"l2_normalize\": true}}, "
+            f"part of the trained model); arch '{name}' has none")
+    if l2_names:
+        return base + f"; l2 archs in {arch_file}: {', '.join(l2_names)}"
+    if arch_file:
+        return base + f", and {arch_file} holds no l2 arch (e.g. MNIST's dcec-l2)"
+    return base + " (e.g. MNIST's dcec-l2)"
+
+
+@dataclass(frozen=True)
+class _Arch:
+    spec: dict[str, Any]
+    file: str | None
+    index: int | None
+    l2_names: list[str] | None   # the l2-normalised archs of the same file (for error messages)
+
+
+class AutoencoderAnomalyDetector(BaseEstimator):
+    """Anomaly detection with an autoencoder from an archs file; see the module docstring.
+
+    Parameters
+    ----------
+    arch : dict | str | int
+        A spec (dict, as in an archs file), or an arch name / index in ``archs``.
+    archs : str | None
+        An archs JSON file, or a dataset name standing for its shipped file (``"MNIST"``, ``"DIGITS"``).
+    score : {"recon", "cosine", "centroid", "dcca"}
+        See :mod:`netbuilder.anomaly.scores`. ``cosine`` needs an arch with an l2-normalised latent.
+    epochs, batch_size, lr, optimizer, schedule, augment, recon_loss : training options (``None``: the
+        arch's ``training`` section, then the ``pretrain`` defaults). ``recon_loss`` (``mse``/``bce``) is the
+        training loss only; the ``recon`` score is always the per-image mean squared error.
+    contamination : float
+        Expected fraction of anomalies in the training data, in (0, 0.5]; used by ``threshold="contamination"``.
+    threshold : "contamination" | "f1" | "accuracy" | float
+        How :attr:`threshold_` is chosen (see :mod:`netbuilder.anomaly.threshold`). ``f1``/``accuracy``
+        need ``X_val``/``y_val`` in :meth:`fit`.
+    n_clusters : int | None
+        k of the k-means on the training codes for ``cosine``/``centroid`` (default: the arch's
+        ``clustering.n_clusters``, else 10). The protocols pass the number of normal classes.
+    cluster_epochs : int | None
+        Epochs of the k-means-loss stage of ``dcca`` (default: the cluster stage's).
+    seed, device, progress, verbose : as on the command line (``verbose`` echoes the epoch log lines).
+    workdir : str | None
+        Where ``dcca`` runs its pretrain and cluster stages (default: a temporary directory).
+    log_stem : str | None
+        Training log ``<log_stem>.log``/``.jsonl`` (default: none).
+
+    Attributes (after :meth:`fit`)
+    ------------------------------
+    decision_scores_ : scores of the training images.  threshold_ : float.  labels_ : 0/1 of the training
+    images (``decision_scores_ > threshold_``).  threshold_info_ : :class:`Threshold` (method, warning).
+    model_ : the trained :class:`~netbuilder.arch.Autoencoder`.  centroids_ : k-means (or dcca) centres, or
+    ``None``.  normal_cluster_ : dcca's normal cluster.  train_stats_ / val_stats_ : score statistics.
+    output_variation_, error_vs_mean_, fit_warnings_ : the training check (a :class:`TrainingCollapseWarning`
+    when the output hardly depends on the input).  spec_, input_shape_, history_ (epoch records), fit_seconds_.
+    """
+
+    def __init__(self, arch: dict[str, Any] | str | int | None = None, archs: str | None = None, *,
+                 score: str = "recon", epochs: int | None = None, batch_size: int | None = None,
+                 lr: float | None = None, optimizer: str | None = None, schedule: str | None = None,
+                 augment: bool | None = None, recon_loss: str | None = None, contamination: float = 0.1,
+                 threshold: str | float = "contamination", n_clusters: int | None = None,
+                 cluster_epochs: int | None = None, seed: int = 0, device: str = "auto",
+                 progress: bool | None = False, verbose: bool = False, workdir: str | None = None,
+                 log_stem: str | None = None) -> None:
+        self.arch = arch
+        self.archs = archs
+        self.score = score
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.schedule = schedule
+        self.augment = augment
+        self.recon_loss = recon_loss
+        self.contamination = contamination
+        self.threshold = threshold
+        self.n_clusters = n_clusters
+        self.cluster_epochs = cluster_epochs
+        self.seed = seed
+        self.device = device
+        self.progress = progress
+        self.verbose = verbose
+        self.workdir = workdir
+        self.log_stem = log_stem
+
+    # ------------------------------------------------------------------------------------------ fitting
+
+    def fit(self, X: Any, y: Any = None, X_val: Any = None, y_val: Any = None) -> "AutoencoderAnomalyDetector":
+        """Train on ``X`` (``y`` is ignored: training is unsupervised), then set the threshold.
+
+        ``X_val``/``y_val`` (1 = anomaly) are the labelled validation split of ``threshold="f1"|"accuracy"``.
+        """
+        from ..stages.context import PRETRAIN_DEFAULTS, resolve_hparams
+        from ..stages.pretrain import loop_config, reconstruction_loss
+
+        score = self._check_score()
+        method = parse_threshold(self.threshold)
+        if method == "contamination":
+            check_contamination(self.contamination)
+        if method in LABELLED and (X_val is None or y_val is None):
+            raise NetbuilderError(f"threshold '{method}' needs a labelled validation split: fit(X, X_val=..., y_val=...)")
+        X = check_images(X)
+        arch = self._resolve_arch()
+        device = resolve_device(self.device)
+        overrides = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
+                     "optimizer": self.optimizer, "schedule": self.schedule, "augment": self.augment,
+                     "recon_loss": self.recon_loss}
+        hp = resolve_hparams(overrides, arch.spec.get("training"), PRETRAIN_DEFAULTS)
+        seed_everything(int(self.seed))
+        model = build_autoencoder(arch.spec, input_shape=tuple(X.shape[1:]))
+        if score == "cosine" and not model.l2_normalized:
+            raise NetbuilderError(self._not_l2_message(arch))
+        t0 = time.perf_counter()
+        self.centroids_: np.ndarray | None = None
+        self.normal_cluster_: int | None = None
+        if score == "dcca":
+            model, centroids, history = self._fit_dcca(X, arch, device, overrides)
+            self.centroids_ = centroids
+            codes = encode_all(model, X, device)
+            self.normal_cluster_ = normal_cluster(codes, centroids)
+        else:
+            log = RunLog(self.log_stem, echo=bool(self.verbose))
+            log.info(f"anomaly: training '{arch.spec.get('name')}' on {len(X)} images for score '{score}' on "
+                     f"{device}; " + ", ".join(f"{k}={v}" for k, v in hp.items()) + f", seed={self.seed}")
+            rec = reconstruction_loss(hp["recon_loss"])
+
+            def loss_fn(x: torch.Tensor, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+                x_hat, _ = model(x)
+                return {"loss": rec(x_hat, x)}
+
+            result = train(model, X, loss_fn, loop_config(hp, int(self.seed), self.progress), device=device,
+                           log=log, desc="anomaly")
+            history = result.history
+            if score in ("cosine", "centroid"):
+                k = self._k(arch)
+                if len(X) < k:
+                    raise NetbuilderError(f"cannot make {k} k-means clusters from {len(X)} training images")
+                codes = encode_all(model, X, device)
+                _, self.centroids_ = kmeans(codes, k, n_init=10, seed=int(self.seed))
+        self.model_ = model.eval()
+        self.device_ = device
+        self.spec_ = arch.spec
+        self.arch_file_ = arch.file
+        self.input_shape_ = tuple(int(v) for v in X.shape[1:])
+        self.hyperparameters_ = hp
+        self.history_ = history
+        self.fit_seconds_ = time.perf_counter() - t0
+        self.fit_warnings_: list[str] = []
+        self._check_collapse(X, hp)
+        self.decision_scores_ = self.decision_function(X)
+        val_scores = self.decision_function(X_val) if X_val is not None else None
+        self.threshold_info_: Threshold = select_threshold(
+            method, train_scores=self.decision_scores_, val_scores=val_scores,
+            val_labels=None if y_val is None else np.asarray(y_val), contamination=self.contamination)
+        self.threshold_ = float(self.threshold_info_.value)
+        self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
+        self.train_stats_ = score_statistics(self.decision_scores_)
+        self.val_stats_ = score_statistics(val_scores) if val_scores is not None else None
+        return self
+
+    def _check_collapse(self, X: np.ndarray, hp: dict[str, Any]) -> None:
+        sample = X[np.sort(np.random.default_rng(0).permutation(len(X))[:512])]
+        xf, rec = sample.astype(np.float32) / 255.0, self.reconstruct(sample)
+        self.output_variation_ = output_variation(xf, rec)
+        self.error_vs_mean_ = error_vs_mean_image(xf, rec)
+        if self.output_variation_ < CONSTANT_BELOW and len(sample) > 1:
+            fix = "--recon-loss bce or a lower --lr" if hp.get("recon_loss") != "bce" else "a lower --lr"
+            msg = (f"the autoencoder outputs nearly the same image for every input (reconstructions vary "
+                   f"{self.output_variation_:.4f}× as much as the images; error {self.error_vs_mean_:.2f}× that of "
+                   f"their mean image), so the recon score only measures the distance to that one image; train "
+                   f"longer (--epochs), or if it collapsed use {fix} (trained with {hp.get('recon_loss')}, "
+                   f"lr {hp.get('lr')})")
+            self.fit_warnings_.append(msg)
+            warnings.warn(msg, TrainingCollapseWarning, stacklevel=3)
+
+    def fit_predict(self, X: Any, y: Any = None, **fit_params: Any) -> np.ndarray:
+        """Fit on ``X`` and return :attr:`labels_` (1 = anomaly)."""
+        return self.fit(X, y, **fit_params).labels_
+
+    def _check_score(self) -> str:
+        if self.score not in SCORES:
+            raise NetbuilderError(f"unknown score '{self.score}'; use one of: {', '.join(SCORES)}")
+        return self.score
+
+    def _resolve_arch(self) -> _Arch:
+        if isinstance(self.arch, dict):
+            spec, _ = resolve_spec(self.arch)
+            return _Arch(spec, None, None, None)
+        if self.arch is None or self.archs is None:
+            raise NetbuilderError("give the architecture: arch=<spec dict>, or arch=<name or index> together with "
+                                  "archs=<archs file or dataset name>")
+        path = resolve_arch_file(str(self.archs))
+        specs = load_arch_file(path)
+        index, spec = select_arch(specs, self.arch, source=str(path))
+        l2 = [s["name"] for s in specs if (s.get("latent") or {}).get("l2_normalize")]
+        return _Arch(spec, str(path), index, l2)
+
+    @staticmethod
+    def _not_l2_message(arch: _Arch) -> str:
+        return not_l2_message(arch.spec, arch.file, arch.l2_names)
+
+    def _k(self, arch: _Arch) -> int:
+        k = self.n_clusters or (arch.spec.get("clustering") or {}).get("n_clusters") or 10
+        if int(k) < 1:
+            raise NetbuilderError(f"invalid number of clusters {k}: expected at least 1")
+        return int(k)
+
+    def _fit_dcca(self, X: np.ndarray, arch: _Arch, device: torch.device, overrides: dict[str, Any]):
+        """Pretrain and cluster (k-means loss, 2 clusters) with the stages themselves, in a working directory."""
+        from ..datasets import Dataset
+        from ..stages.cluster import run_cluster, stage_name
+        from ..stages.context import StageContext
+        from ..stages.persist import load_array, load_into, load_weights
+        from ..stages.pretrain import run_pretrain
+
+        with tempfile.TemporaryDirectory(prefix="netbuilder-dcca-") as tmp:
+            base = Path(self.workdir) if self.workdir else Path(tmp)
+            logs = Path(self.log_stem) if self.log_stem else base / "logs"  # <logs>/pretrain.log, ...
+            data = Dataset(name="anomaly-training-data", images=X, labels=None, class_names=None,
+                           fingerprint=hashlib.sha256(X.tobytes()).hexdigest(), source="array")
+            ctx = StageContext(dataset=data, arch_file=Path(arch.file or "<spec>"), arch_index=arch.index or 0,
+                               spec=arch.spec, ws=_DirWorkspace(base, "data", str(arch.spec.get("name")), base, logs),
+                               device=device)
+            pre = run_pretrain(ctx, seed=int(self.seed), progress=self.progress, echo=bool(self.verbose),
+                               eval_every=None, **overrides)
+            stage = stage_name("kmeans")
+            run_cluster(ctx, "kmeans", seed=int(self.seed), progress=self.progress, echo=bool(self.verbose),
+                        clusters=2, force=True, epochs=self.cluster_epochs)
+            path = ctx.ws.stage_dir(stage) / "weights.safetensors"
+            tensors = load_weights(path)
+            tensors.pop("clustering.centroids", None)
+            centroids = load_array(ctx.ws.stage_dir(stage) / "centroids.npy").astype(np.float32)
+            clu = json.loads((ctx.ws.stage_dir(stage) / "manifest.json").read_text(encoding="utf-8"))
+            model = build_autoencoder(arch.spec, input_shape=tuple(X.shape[1:]))
+            load_into(model, tensors, path)
+        return model.to(device), centroids, [{"stage": "pretrain", **(pre.get("metrics") or {})},
+                                             {"stage": stage, **(clu.get("metrics") or {})}]
+
+    # --------------------------------------------------------------------------------------- inference
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X) first")
+
+    def _check_input(self, X: Any, name: str = "X") -> np.ndarray:
+        arr = check_images(X, name)
+        if tuple(arr.shape[1:]) != tuple(self.input_shape_):
+            raise NetbuilderError(f"{name}: images of shape {tuple(arr.shape[1:])}, the detector was fitted on "
+                                  f"{tuple(self.input_shape_)}")
+        return arr
+
+    def encode(self, X: Any) -> np.ndarray:
+        """Latent codes ``N × code_dim`` of ``X``."""
+        self._check_fitted()
+        return encode_all(self.model_, self._check_input(X), self.device_)
+
+    def reconstruct(self, X: Any) -> np.ndarray:
+        """Reconstructions (float32 in the decoder's range, shaped like ``X``)."""
+        self._check_fitted()
+        return reconstruct_all(self.model_, self._check_input(X), self.device_)
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Anomaly scores of ``X`` (float64, higher = more anomalous)."""
+        self._check_fitted()
+        arr = self._check_input(X)
+        score = self.score
+        if score == "recon":
+            model = self.model_.eval()
+            out = map_batches(lambda x: reconstruction_error(x, model(x)[0]), arr, self.device_)
+            return out.astype(np.float64)
+        codes = encode_all(self.model_, arr, self.device_)
+        if score == "cosine":
+            return cosine_score(codes, self.centroids_)
+        if score == "centroid":
+            return centroid_distance(codes, self.centroids_)
+        return cluster_distance(codes, self.centroids_[self.normal_cluster_])
+
+    def predict(self, X: Any) -> np.ndarray:
+        """0/1 labels, 1 = anomaly (``decision_function(X) > threshold_``)."""
+        self._check_fitted()
+        return (self.decision_function(X) > self.threshold_).astype(np.int64)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """``N × 2`` [normal, anomaly] probabilities by PyOD's linear method: the score min-max scaled with
+        the training scores' range and clipped to [0, 1]."""
+        self._check_fitted()
+        s = self.decision_function(X)
+        lo, hi = float(self.train_stats_["min"]), float(self.train_stats_["max"])
+        p = np.clip((s - lo) / (hi - lo), 0.0, 1.0) if hi > lo else (s > self.threshold_).astype(np.float64)
+        return np.stack([1.0 - p, p], axis=1)
+
+    # ------------------------------------------------------------------------------------- persistence
+
+    def state_record(self) -> dict[str, Any]:
+        """What :meth:`save` writes to ``threshold.json``: threshold, score statistics, params, spec."""
+        self._check_fitted()
+        params = {k: (str(v) if isinstance(v, Path) else v) for k, v in self.get_params().items()}
+        return {
+            "format": FORMAT_VERSION, "score": self.score, "threshold": self.threshold_,
+            "threshold_info": self.threshold_info_.to_dict(),
+            "train_scores": self.train_stats_, "validation_scores": self.val_stats_,
+            "n_clusters": None if self.centroids_ is None else int(len(self.centroids_)),
+            "normal_cluster": self.normal_cluster_, "input_shape": list(self.input_shape_),
+            "output_variation": getattr(self, "output_variation_", None),
+            "error_vs_mean_image": getattr(self, "error_vs_mean_", None), "fit_warnings": getattr(self, "fit_warnings_", []),
+            "params": params, "hyperparameters": self.hyperparameters_, "spec": self.spec_,
+            "arch_file": self.arch_file_,
+            "files": {"weights": WEIGHTS_FILE, "train_scores": TRAIN_SCORES_FILE,
+                      **({"centroids": CENTROIDS_FILE} if self.centroids_ is not None else {})},
+        }
+
+    def save(self, directory: str | Path) -> Path:
+        """Write weights, centroids, training scores and ``threshold.json`` (atomically) into ``directory``."""
+        from ..stages.persist import save_weights
+
+        self._check_fitted()
+        d = Path(directory)
+        save_weights(d / WEIGHTS_FILE, self.model_.state_dict())
+        if self.centroids_ is not None:
+            write_npy(d / CENTROIDS_FILE, np.asarray(self.centroids_, dtype=np.float32))
+        write_npy(d / TRAIN_SCORES_FILE, np.asarray(self.decision_scores_, dtype=np.float64))
+        write_json(d / STATE_FILE, self.state_record())
+        return d
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str = "auto") -> "AutoencoderAnomalyDetector":
+        """A fitted detector from :meth:`save`'s directory; it predicts with the saved threshold."""
+        from ..stages.persist import load_array, load_into, load_weights
+
+        d = Path(directory)
+        path = d / STATE_FILE
+        if not path.is_file():
+            raise NetbuilderError(f"{d}: no saved anomaly detector here ({STATE_FILE} is missing)")
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+            params = dict(state["params"])
+            params["device"] = device
+            det = cls(**params)
+            det.spec_ = state["spec"]
+            det.input_shape_ = tuple(state["input_shape"])
+            det.threshold_ = float(state["threshold"])
+            det.threshold_info_ = Threshold(**state["threshold_info"])
+            det.train_stats_ = state["train_scores"]
+            det.val_stats_ = state.get("validation_scores")
+            det.normal_cluster_ = state.get("normal_cluster")
+            det.hyperparameters_ = state.get("hyperparameters")
+            det.arch_file_ = state.get("arch_file")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise NetbuilderError(f"{path}: not a valid saved detector ({exc})") from None
+        det.device_ = resolve_device(device)
+        model = build_autoencoder(det.spec_, input_shape=det.input_shape_)
+        load_into(model, load_weights(d / WEIGHTS_FILE), d / WEIGHTS_FILE)
+        det.model_ = model.to(det.device_).eval()
+        det.centroids_ = load_array(d / CENTROIDS_FILE) if (d / CENTROIDS_FILE).exists() else None
+        det.decision_scores_ = load_array(d / TRAIN_SCORES_FILE) if (d / TRAIN_SCORES_FILE).exists() else None
+        if det.decision_scores_ is not None:
+            det.labels_ = (det.decision_scores_ > det.threshold_).astype(np.int64)
+        det.history_, det.fit_seconds_ = [], None
+        return det
+
+
+@dataclass(frozen=True)
+class _DirWorkspace(Workspace):
+    """A workspace whose stages live directly in ``base/<stage>`` and log to ``logs/<stage>``."""
+
+    base: Path = Path(".")
+    logs: Path = Path(".")
+
+    def stage_dir(self, stage: str) -> Path:
+        return self.base / stage
+
+    def log_stem(self, stage: str) -> Path:
+        return self.logs / stage

@@ -1,0 +1,127 @@
+"""Anomaly scores, as pure functions of arrays. Higher always means more anomalous.
+
+==========  ==========================================================================================
+``recon``   mean squared reconstruction error of an image (over channels and pixels, data in [0, 1])
+``cosine``  ``1 − max_j cos(E_c(x), C_j)``: ``E_c`` the l2-normalised code of the model, ``C_j`` the
+            k-means centroids of the training codes (Aytekin et al. 2018). Lies in ``[0, 2]``.
+``centroid`` Euclidean distance of the code to the nearest k-means centroid
+``dcca``    Euclidean distance of the code to the centre of the *normal* cluster of a two-cluster
+            clustering autoencoder (k-means loss, k = 2); the normal cluster is the larger one
+==========  ==========================================================================================
+
+:func:`reconstruction_error` works on NumPy arrays and torch tensors alike (it is applied per batch on the
+device); the code-space scores take NumPy codes.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+SCORES = ("recon", "cosine", "centroid", "dcca")
+SCORE_TITLES = {"recon": "reconstruction error", "cosine": "1 − max cosine similarity to a centroid",
+                "centroid": "distance to the nearest centroid", "dcca": "distance to the normal cluster's centre"}
+_EPS = 1e-12
+
+
+def reconstruction_error(x: Any, x_hat: Any) -> Any:
+    """Per-image mean squared error between ``x`` and ``x_hat`` (same shape, ``N×…``) → shape ``(N,)``."""
+    if tuple(x.shape) != tuple(x_hat.shape):
+        raise ValueError(f"images {tuple(x.shape)} and reconstructions {tuple(x_hat.shape)} differ in shape")
+    d = x_hat - x
+    return (d * d).reshape(d.shape[0], -1).mean(1)
+
+
+def _as_2d(a: np.ndarray, name: str) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (N × code_dim), got shape {a.shape}")
+    return a
+
+
+def _check_dims(codes: np.ndarray, centroids: np.ndarray) -> None:
+    if centroids.shape[0] == 0:
+        raise ValueError("need at least one centroid")
+    if codes.shape[1] != centroids.shape[1]:
+        raise ValueError(f"codes have {codes.shape[1]} dimensions, centroids {centroids.shape[1]}")
+
+
+def cosine_score(codes: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """``1 − max_j (z · C_j) / (‖z‖ ‖C_j‖)`` for every code ``z``; a zero vector counts as cosine 0."""
+    z = _as_2d(codes, "codes")
+    c = _as_2d(centroids, "centroids")
+    _check_dims(z, c)
+    zn = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), _EPS)
+    cn = c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), _EPS)
+    return (1.0 - (zn @ cn.T).max(axis=1)).astype(np.float64)
+
+
+def pairwise_distances(codes: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Euclidean distances ``N × K`` between codes and centroids (computed in float64)."""
+    z = _as_2d(codes, "codes")
+    c = _as_2d(centroids, "centroids")
+    _check_dims(z, c)
+    d2 = (z * z).sum(1)[:, None] - 2.0 * z @ c.T + (c * c).sum(1)[None, :]
+    return np.sqrt(np.maximum(d2, 0.0))
+
+
+def centroid_distance(codes: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Distance of every code to its nearest centroid."""
+    return pairwise_distances(codes, centroids).min(axis=1)
+
+
+def cluster_distance(codes: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """Distance of every code to one centre (the dcca score with the normal cluster's centre)."""
+    centre = np.asarray(centre, dtype=np.float64).reshape(1, -1)
+    return pairwise_distances(codes, centre)[:, 0]
+
+
+def normal_cluster(codes: np.ndarray, centroids: np.ndarray) -> int:
+    """The cluster with the most training codes (ties: the lower index): dcca's normal cluster."""
+    assign = pairwise_distances(codes, centroids).argmin(axis=1)
+    counts = np.bincount(assign, minlength=len(centroids))
+    return int(np.argmax(counts))
+
+
+def output_variation(x: np.ndarray, x_hat: np.ndarray) -> float:
+    """How much the reconstructions differ between images, relative to the images: the mean over pixels of
+    the across-image standard deviation of ``x_hat`` divided by that of ``x`` (both in [0, 1]).
+
+    Near 1 for a trained autoencoder; near 0 when it outputs one image for every input — early in training
+    (a template phase), or for good when training collapsed (MNIST's dcec archs at lr 1e-3 with the mse loss
+    can end on the blank image).
+    """
+    a = np.asarray(x, dtype=np.float64)
+    b = np.asarray(x_hat, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"images {a.shape} and reconstructions {b.shape} differ in shape")
+    spread = float(a.std(axis=0).mean())
+    return float(b.std(axis=0).mean()) / spread if spread > 0 else 1.0
+
+
+def error_vs_mean_image(x: np.ndarray, x_hat: np.ndarray) -> float:
+    """Mean squared reconstruction error divided by the error of reconstructing every image as the mean image
+    of ``x`` (both in [0, 1]).
+
+    A trained autoencoder is well below 1 (DIGITS, 200 epochs: 0.24); around or above 1 it has not learned
+    to reconstruct (a blank-image collapse on MNIST: about 1.8).
+    """
+    a = np.asarray(x, dtype=np.float64)
+    b = np.asarray(x_hat, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"images {a.shape} and reconstructions {b.shape} differ in shape")
+    baseline = float(((a - a.mean(axis=0)) ** 2).mean())
+    error = float(((a - b) ** 2).mean())
+    return error / baseline if baseline > 0 else (0.0 if error == 0 else float("inf"))
+
+
+def score_statistics(scores: np.ndarray) -> dict[str, float | int]:
+    """n, mean, std, min, max and the 1/5/25/50/75/95/99 % quantiles of a score array (JSON-ready)."""
+    s = np.asarray(scores, dtype=np.float64)
+    if s.size == 0:
+        return {"n": 0}
+    q = np.percentile(s, [1, 5, 25, 50, 75, 95, 99])
+    out: dict[str, float | int] = {"n": int(s.size), "mean": float(s.mean()), "std": float(s.std()),
+                                   "min": float(s.min()), "max": float(s.max())}
+    out.update({f"p{p}": float(v) for p, v in zip((1, 5, 25, 50, 75, 95, 99), q)})
+    return out

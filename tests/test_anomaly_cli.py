@@ -1,0 +1,127 @@
+"""``netbuilder anomaly`` through click on a generated ``folder:`` dataset of RGB PNGs (a toy crack set:
+``Negative/`` plain textures, ``Positive/`` with a dark stripe), plus ``--model`` prediction and the errors."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from netbuilder.cli import main
+
+ARCHS = [
+    {"name": "tiny-l2", "input_shape": [3, 16, 16],
+     "encoder": [{"type": "flatten"}, {"type": "dense", "units": 32},
+                 {"type": "dense", "units": 4, "activation": "linear"}],
+     "latent": {"l2_normalize": True}, "training": {"batch_size": 16, "lr": 0.003}},
+    {"name": "tiny", "input_shape": [3, 16, 16],
+     "encoder": [{"type": "flatten"}, {"type": "dense", "units": 4, "activation": "linear"}]},
+]
+
+
+@pytest.fixture(scope="module")
+def cracks(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data") / "cracks"
+    rng = np.random.default_rng(0)
+    for cls, n in (("Negative", 50), ("Positive", 20)):
+        (root / cls).mkdir(parents=True)
+        for i in range(n):
+            tint = rng.integers(140, 210, size=3)
+            img = np.clip(tint[None, None, :] + rng.normal(0, 6, size=(16, 16, 3)), 0, 255)
+            if cls == "Positive":
+                r = rng.integers(2, 13)
+                img[r:r + 2, :, :] = rng.integers(10, 60)
+            Image.fromarray(img.astype(np.uint8), "RGB").save(root / cls / f"{i}.png")
+    archs = root.parent / "archs.json"
+    archs.write_text(json.dumps(ARCHS))
+    return root, archs
+
+
+def _run(args, out):
+    result = CliRunner().invoke(main, ["anomaly", *args, "--device", "cpu", "--out", str(out)])
+    return result
+
+
+def test_folder_rgb_one_class_report_files_and_predict(cracks, tmp_path):
+    root, archs = cracks
+    res = _run(["-d", f"folder:{root}", "--archs", str(archs), "-a", "tiny-l2", "--protocol", "one-class",
+                "--target", "Negative", "--epochs", "30"], tmp_path)
+    assert res.exit_code == 0, res.output
+    assert "target Negative" in res.output and "ROC AUC" in res.output and "wall time" in res.output
+    stage = next((tmp_path / "saved_params").glob("folder-cracks-*/tiny-l2/anomaly-one-class-Negative-recon"))
+    for name in ("weights.safetensors", "threshold.json", "scores.csv", "report.json", "train_scores.npy"):
+        assert (stage / name).is_file(), name
+    manifest = json.loads((stage / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["protocol"]["protocol"] == "one-class"
+    assert manifest["dataset"]["shape"] == [3, 16, 16]
+    report = json.loads((stage / "report.json").read_text())
+    # 30% held out, stratified: 15 Negative + 6 Positive test images; a stripe is easy to spot
+    assert report["metrics"]["n"] == 21 and report["metrics"]["n_anomalies"] == 6
+    assert report["metrics"]["auc"] >= 0.9
+    header = (stage / "scores.csv").read_text().splitlines()[0]
+    assert header == "index,score,anomaly,label,class,file"
+    plots = stage.parents[3] / "plots" / stage.parent.parent.name / "tiny-l2" / stage.name
+    for name in ("scores.png", "roc.png", "extremes.png"):
+        assert (plots / name).read_bytes()[:4] == b"\x89PNG", name
+
+    # --model: score the whole folder with the saved detector and its saved threshold
+    threshold = json.loads((stage / "threshold.json").read_text())["threshold"]
+    res = _run(["-d", f"folder:{root}", "--model", str(stage)], tmp_path)
+    assert res.exit_code == 0, res.output
+    assert f"saved threshold {threshold:.6g}" in res.output and "ROC AUC" in res.output
+    csv = next((tmp_path / "predictions" / stage.name).glob("*.csv")).read_text().splitlines()
+    assert len(csv) == 71 and csv[0] == "index,score,anomaly,file"
+    flagged = sum(int(line.split(",")[2]) for line in csv[1:])
+    scores = np.array([float(line.split(",")[1]) for line in csv[1:]])
+    assert flagged == int((scores > threshold).sum())
+
+
+def test_all_classes_json_table(cracks, tmp_path):
+    root, archs = cracks
+    res = _run(["-d", f"folder:{root}", "--archs", str(archs), "--protocol", "one-class", "--all-classes",
+                "--epochs", "5", "--no-plots", "--json", "--threshold", "f1"], tmp_path)
+    assert res.exit_code == 0, res.output
+    table = json.loads(res.stdout)
+    assert [r["class"] for r in table["rows"]] == ["Negative", "Positive"]
+    assert table["mean"]["auc"] == pytest.approx(np.mean([r["auc"] for r in table["rows"]]))
+    assert table["wall_time_s"] >= 0 and all(r["threshold_method"] == "f1" for r in table["rows"])
+    assert Path(table["path"]).is_file()
+
+
+def test_text_table_and_contaminated_centroid(cracks, tmp_path):
+    root, archs = cracks
+    res = _run(["-d", f"folder:{root}", "--archs", str(archs), "--protocol", "contaminated", "--all-classes",
+                "--score", "centroid", "--anomaly-ratio", "0.1", "--epochs", "3", "--no-plots"], tmp_path)
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert any(line.startswith("mean") for line in lines) and "wall time" in lines[-1]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--protocol", "one-class", "--target", "Negative", "-a", "tiny", "--score", "cosine"],
+     "l2 archs in .*: tiny-l2"),
+    (["--protocol", "one-class", "--target", "Cracked"], "unknown target class 'Cracked'.*classes: 0 Negative, 1 Positive"),
+    (["--target", "Negative"], "--protocol is required"),
+    (["--protocol", "unsupervised", "--threshold", "accuracy"], "no labelled threshold"),
+])
+def test_one_line_errors(cracks, tmp_path, args, message):
+    root, archs = cracks
+    res = _run(["-d", f"folder:{root}", "--archs", str(archs), *args], tmp_path)
+    assert res.exit_code == 2, res.output
+    err = res.stderr if hasattr(res, "stderr") else res.output
+    assert len(err.strip().splitlines()) == 1
+    assert re.search(message, err), err
+
+
+def test_one_class_on_an_unlabelled_folder_explains(cracks, tmp_path):
+    root, archs = cracks
+    res = _run(["-d", f"folder:{root / 'Negative'}", "--archs", str(archs), "--protocol", "one-class",
+                "--target", "0"], tmp_path)
+    assert res.exit_code == 2 and "needs labelled data" in res.output and "--protocol unsupervised" in res.output
+    res = _run(["-d", f"folder:{root / 'Negative'}", "--archs", str(archs), "--protocol", "unsupervised",
+                "--epochs", "2", "--no-plots"], tmp_path)
+    assert res.exit_code == 0 and "5 of 50 flagged" in res.output, res.output
