@@ -56,3 +56,29 @@ def soft_assign(codes: np.ndarray, centres: np.ndarray, alpha: float = 1.0) -> n
     z = torch.from_numpy(np.ascontiguousarray(codes, dtype=np.float32))
     c = torch.from_numpy(np.ascontiguousarray(centres, dtype=np.float32))
     return torch.cat([student_t(z[s:s + 65536], c, alpha) for s in range(0, z.shape[0], 65536)]).numpy()
+
+
+MANIFOLDS = ("none", "umap")
+
+
+def manifold_embed(codes: np.ndarray, method: str, n_components: int, *, n_neighbors: int = 20,
+                   seed: int = 0) -> np.ndarray:
+    """Embed codes on a low-dimensional manifold before the final k-means (N2D: UMAP, min_dist 0).
+
+    A fixed ``seed`` makes UMAP single-threaded and repeatable. ``none`` returns the codes unchanged.
+    """
+    if method == "none":
+        return codes
+    if method != "umap":
+        from .errors import NetbuilderError
+        raise NetbuilderError(f"Invalid value for argument `manifold`. Expected one of {', '.join(MANIFOLDS)}. "
+                              f"Received manifold={method!r}.")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # umap warns that a fixed random_state disables parallelism: intended
+        import umap
+
+        reducer = umap.UMAP(n_components=n_components, n_neighbors=n_neighbors, min_dist=0.0,
+                            metric="euclidean", random_state=seed)
+        return reducer.fit_transform(np.ascontiguousarray(codes, dtype=np.float32)).astype(np.float32)

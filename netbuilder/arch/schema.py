@@ -100,6 +100,8 @@ def _cluster_training_def() -> dict[str, Any]:
         "epochs": _NON_NEG_INT, "batch_size": _POS_INT, "lr": _POS_NUM, "optimizer": _OPTIMIZER,
         "gamma": _NON_NEG_NUM, "lambda": _NON_NEG_NUM, "update_interval": _POS_INT, "tol": _NON_NEG_NUM,
         "augment": {"type": "boolean"}, "n_init": _POS_INT,
+        "manifold": _doc({"enum": ["none", "umap"]}, "Final k-means on a UMAP embedding of the codes (N2D); needs loss none."),
+        "manifold_neighbors": _POS_INT,
     }, description="Clustering-stage defaults.")
 
 

@@ -82,8 +82,9 @@ def pretrain_cmd(dataset, arch, archs, out, data_dir, split, image_size, seed, d
 @click.command("cluster")
 @_apply(_COMMON)
 @dataset_options
-@click.option("--loss", type=click.Choice(["kld", "kmeans", "none"]), default="kld", show_default=True,
-              help="kld: DEC/IDEC KL loss; kmeans: DCN-style k-means loss; none: k-means on the codes only.")
+@click.option("--loss", type=click.Choice(["kld", "kmeans", "none"]), default=None,
+              help="kld: DEC/IDEC KL loss; kmeans: DCN-style k-means loss; none: k-means on the codes only "
+                   "[default: the arch's training.cluster.loss, then kld].")
 @_apply(_TRAIN)
 @click.option("--gamma", type=float, default=None, help="Weight of the KL term (kld) [default: 0.1].")
 @click.option("--lambda", "lambda_", type=float, default=None, help="Weight of the k-means term (kmeans) [default: 0.1].")
@@ -91,6 +92,8 @@ def pretrain_cmd(dataset, arch, archs, out, data_dir, split, image_size, seed, d
               help="Batches between DEC target updates [default: 140].")
 @click.option("--tol", type=click.FloatRange(min=0), default=None,
               help="Stop when fewer than this fraction of assignments change between target updates [default: 0.001].")
+@click.option("--manifold", type=click.Choice(["none", "umap"]), default=None,
+              help="With --loss none: k-means on a UMAP embedding of the codes (N2D) [default: arch, then none].")
 @click.option("--clusters", type=click.IntRange(min=2), default=None, help="Number of clusters [default: arch, then classes].")
 @click.option("--force", is_flag=True, help="Use the pretrain output even if it was made with another arch or data.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted kld/kmeans run from its last checkpoint.")
@@ -106,7 +109,7 @@ def cluster_cmd(dataset, arch, archs, out, data_dir, split, image_size, loss, se
     m = cluster(dataset, _arch_key(arch), loss, archs=archs, data_dir=data_dir, split=split, image_size=image_size,
                 out=out, device=device, seed=seed, progress=progress, force=force, resume=resume, clusters=clusters,
                 **hp)
-    _print_metrics(f"cluster-{loss}", m["metrics"])
+    _print_metrics(m["stage"], m["metrics"])
 
 
 @click.command("metrics")

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ..arch import ClusteringLayer
-from ..clustering import dec_target, kmeans, nearest, soft_assign
+from ..clustering import dec_target, kmeans, manifold_embed, nearest, soft_assign
 from ..errors import NetbuilderError, StageError
 from ..fileio import write_npy, write_text
 from ..metrics import clustering_scores
@@ -27,6 +27,11 @@ LOSSES = ("kld", "kmeans", "none")
 
 def stage_name(loss: str) -> str:
     return f"cluster-{loss}"
+
+
+def default_loss(ctx: StageContext) -> str:
+    """The arch's ``training.cluster.loss``, else kld."""
+    return ((ctx.spec.get("training") or {}).get("cluster") or {}).get("loss") or CLUSTER_DEFAULTS["loss"]
 
 
 def pretrain_command(ctx: StageContext) -> str:
@@ -110,8 +115,21 @@ def _run_cluster(ctx: StageContext, loss: str, *, seed: int, progress: bool | No
     identity = {**resume_identity(ctx, hp, seed), "n_clusters": k, "alpha": alpha,
                 "pretrain_created": pre_manifest.get("created")}
     extra_state = load_extra_state = None
+    manifold = hp.get("manifold", "none")
+    q_manifold = None
+    if manifold != "none" and loss != "none":
+        raise NetbuilderError(f"--manifold {manifold} is a final clustering step: use it with --loss none")
     if loss == "none":
         centres_out = centres
+        if manifold != "none":
+            # N2D: k-means on a UMAP embedding of the codes; centroids are reported back in code space.
+            t_m = time.perf_counter()
+            emb = manifold_embed(codes0, manifold, k, n_neighbors=int(hp["manifold_neighbors"]), seed=seed)
+            init_pred, emb_centres = kmeans(emb, k, n_init=int(hp["n_init"]), seed=seed)
+            centres_out = np.stack([codes0[init_pred == j].mean(0) if (init_pred == j).any() else centres[j]
+                                    for j in range(k)]).astype(np.float32)
+            q_manifold = soft_assign(emb, emb_centres, alpha)
+            log.info(f"{manifold} embedding ({emb.shape[1]} dims) and k-means in {time.perf_counter() - t_m:.1f}s")
     else:
         rec = reconstruction_loss(hp["recon_loss"])
         cfg = loop_config(hp, seed, progress)
@@ -196,7 +214,7 @@ def _run_cluster(ctx: StageContext, loss: str, *, seed: int, progress: bool | No
         pred = q.argmax(1).astype(np.int64)
     elif loss == "none":
         pred = init_pred
-        q = soft_assign(codes, centres_out, alpha)
+        q = q_manifold if q_manifold is not None else soft_assign(codes, centres_out, alpha)
     else:
         pred = nearest(codes, centres_out)
         q = soft_assign(codes, centres_out, alpha)
@@ -285,7 +303,7 @@ class _DecState:
         self.last_pred = lp.numpy() if lp is not None else None
 
 
-def cluster(dataset: str, arch: str | int = 0, loss: str = "kld", *, archs: str | None = None,
+def cluster(dataset: str, arch: str | int = 0, loss: str | None = None, *, archs: str | None = None,
             data_dir: str | None = None, split: str = "all", image_size: int | None = None, out: str = ".",
             device: str = "auto", seed: int = 0, progress: bool | None = None, force: bool = False,
             resume: bool = False, echo: bool = True, clusters: int | None = None, threads: int | None = None,
@@ -293,5 +311,6 @@ def cluster(dataset: str, arch: str | int = 0, loss: str = "kld", *, archs: str 
     """Python API: ``cluster("DIGITS", 0, loss="kld")``; options as on the command line."""
     ctx = prepare(dataset, arch, archs=archs, data_dir=data_dir, split=split, image_size=image_size, out=out,
                   device=device, progress=progress, threads=threads)
+    loss = loss or default_loss(ctx)
     return run_cluster(ctx, loss, seed=seed, progress=progress, force=force, resume=resume, echo=echo,
                        clusters=clusters, **overrides)

@@ -19,7 +19,8 @@ PRETRAIN_DEFAULTS: dict[str, Any] = {"epochs": 50, "batch_size": 256, "lr": 1e-3
                                      "recon_loss": "mse", "augment": False}
 CLUSTER_DEFAULTS: dict[str, Any] = {"loss": "kld", "epochs": 20, "batch_size": 256, "lr": 1e-4,
                                     "optimizer": "adam", "gamma": 0.1, "lambda": 0.1,
-                                    "update_interval": 140, "tol": 0.001, "augment": False, "n_init": 20}
+                                    "update_interval": 140, "tol": 0.001, "augment": False, "n_init": 20,
+                                    "manifold": "none", "manifold_neighbors": 20}
 
 
 @dataclass

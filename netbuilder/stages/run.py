@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from .context import CLUSTER_DEFAULTS, StageContext, prepare
+from .context import StageContext, prepare
 
 
 def is_current(ctx: StageContext, stage: str, seed: int) -> bool:
@@ -23,13 +23,13 @@ def run_all(dataset: str, arch: str | int = 0, *, loss: str | None = None, archs
             pretrain_epochs: int | None = None, cluster_epochs: int | None = None,
             threads: int | None = None) -> dict[str, Any]:
     """Run every stage in order; returns {"pretrain": manifest, "cluster": manifest, "metrics": rows, "plots": {...}}."""
-    from .cluster import run_cluster, stage_name
+    from .cluster import default_loss, run_cluster, stage_name
     from .pretrain import run_pretrain
     from .report import collect, format_table
 
     ctx = prepare(dataset, arch, archs=archs, data_dir=data_dir, split=split, image_size=image_size, out=out,
                   device=device, progress=progress, threads=threads)
-    loss = loss or ((ctx.spec.get("training") or {}).get("cluster") or {}).get("loss") or CLUSTER_DEFAULTS["loss"]
+    loss = loss or default_loss(ctx)
     out_info: dict[str, Any] = {}
     t0 = time.perf_counter()
     say = click.echo if echo else (lambda *_a, **_k: None)

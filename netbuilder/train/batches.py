@@ -47,14 +47,19 @@ def encode_all(model: nn.Module, images: np.ndarray | torch.Tensor, device: torc
     device = torch.device(device)
     was_training = model.training
     # Channels-last speeds up CPU convolutions 1.6-1.9x here; the weights are put back afterwards.
-    cl = device.type == "cpu" and any(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for m in model.modules())
+    convs = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    cl = device.type == "cpu" and bool(convs)
+    # Convert only a contiguous model, and convert back only what was converted: the training loop may be
+    # holding the model in channels-last, and must get it back exactly as it was.
+    convert = cl and convs[0].weight.is_contiguous() and convs[0].weight.dim() == 4 and \
+        not convs[0].weight.is_contiguous(memory_format=torch.channels_last)
     model.eval()
-    if cl:
+    if convert:
         model.to(memory_format=torch.channels_last)
     try:
         return map_batches(model.encode, images, device, batch_size, channels_last=cl).astype(np.float32)
     finally:
-        if cl:
+        if convert:
             model.to(memory_format=torch.contiguous_format)
         model.train(was_training)
 
