@@ -67,3 +67,23 @@ def test_stages_out_of_order_name_the_command_to_run_first(tmp_path):
         metrics("DIGITS", 0, out=str(tmp_path))
     result = CliRunner().invoke(main, ["metrics", "-d", "DIGITS", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "netbuilder pretrain" in result.output
+
+
+def test_manifold_step_sharpens_clusters_of_l2_codes(tmp_path):
+    # N2D route: k-means on a UMAP embedding of the codes. On DIGITS with 30 epochs (seed 0) measured NMI 0.807
+    # against 0.666 for k-means on the codes themselves.
+    pre = pretrain("DIGITS", "digits-dense-l2", out=str(tmp_path), epochs=30, echo=False, progress=False)
+    m = cluster("DIGITS", "digits-dense-l2", "none", out=str(tmp_path), manifold="umap", echo=False, progress=False)
+    assert m["hyperparameters"]["manifold"] == "umap"
+    assert m["metrics"]["nmi"] >= 0.75 and m["metrics"]["nmi"] > pre["metrics"]["nmi"] + 0.05
+    centroids = m["files"]["centroids"]
+    import numpy as np
+    c = np.load(tmp_path / "saved_params" / "DIGITS" / "digits-dense-l2" / "cluster-none" / centroids)
+    assert c.shape == (10, 10)  # reported in code space, not in the embedding
+
+
+def test_manifold_requires_loss_none(tmp_path):
+    pretrain("DIGITS", 0, out=str(tmp_path), epochs=1, echo=False, progress=False)
+    from netbuilder.errors import NetbuilderError
+    with pytest.raises(NetbuilderError, match="use it with --loss none"):
+        cluster("DIGITS", 0, "kld", out=str(tmp_path), manifold="umap", echo=False, progress=False)

@@ -1,0 +1,109 @@
+"""Clustering quality per CPU-minute: run named recipes for several seeds and tabulate ACC / NMI / ARI.
+
+Each recipe is a list of netbuilder CLI commands (the same ones README documents); every seed runs them in a fresh
+process into its own output root, so the numbers are exactly what a user gets from those commands.
+
+    python bench/quality.py --dataset digits            # 3 seeds, about 2 minutes
+    NETBUILDER_DATA=../shared/data python bench/quality.py --dataset mnist --seeds 1
+
+Writes bench/results/<dataset>.json and .md (mean ± std, wall time, peak RSS, device, the exact commands).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import REPO, DEFAULT_DATA, machine_info, md_table  # noqa: E402
+
+# name -> (dataset, arch, commands after "netbuilder"); {seed} and {out} are filled in per run.
+RECIPES: dict[str, list[tuple[str, str, list[str]]]] = {
+    "digits": [
+        ("DIGITS", "digits-dense", ["pretrain -d DIGITS -a digits-dense", "cluster -d DIGITS -a digits-dense --loss kld"]),
+        ("DIGITS", "digits-dense-l2", ["pretrain -d DIGITS -a digits-dense-l2",
+                                       "cluster -d DIGITS -a digits-dense-l2 --loss none --manifold umap"]),
+    ],
+    "mnist": [
+        ("MNIST", "dcec-l2", ["pretrain -d MNIST -a dcec-l2", "cluster -d MNIST -a dcec-l2"]),
+    ],
+    "coil20": [
+        ("COIL20", "coil-conv-l2", ["pretrain -d COIL20 -a coil-conv-l2", "cluster -d COIL20 -a coil-conv-l2"]),
+    ],
+}
+
+
+def run_recipe(dataset: str, arch: str, commands: list[str], seed: int, out: Path) -> dict:
+    """Run one recipe for one seed; returns the final manifests' metrics, wall time and peak RSS."""
+    exe = [sys.executable, "-m", "netbuilder"]
+    env = dict(os.environ)
+    if "NETBUILDER_DATA" not in env and DEFAULT_DATA.exists():
+        env["NETBUILDER_DATA"] = str(DEFAULT_DATA)
+    t0 = time.perf_counter()
+    peak = 0.0
+    for cmd in commands:
+        full = exe + cmd.split() + ["--seed", str(seed), "--out", str(out), "--no-progress"]
+        t_cmd = time.perf_counter()
+        proc = subprocess.run(["/usr/bin/time", "-f", "%M"] + full if Path("/usr/bin/time").exists() else full,
+                              cwd=REPO, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"failed: {' '.join(full)}\n{proc.stderr[-2000:]}")
+        try:
+            peak = max(peak, int(proc.stderr.strip().splitlines()[-1]) / 1024)
+        except (ValueError, IndexError):
+            pass
+        print(f"  [{time.perf_counter() - t_cmd:6.1f}s] netbuilder {cmd} --seed {seed}", flush=True)
+    wall = time.perf_counter() - t0
+    root = out / "saved_params" / dataset / arch
+    stages = {}
+    for manifest in sorted(root.glob("*/manifest.json")):
+        m = json.loads(manifest.read_text())
+        stages[m["stage"]] = {k: m["metrics"].get(k) for k in ("acc", "nmi", "ari", "clusters")}
+    return {"seed": seed, "wall_s": round(wall, 1), "peak_rss_mb": round(peak, 1), "stages": stages}
+
+
+def summarise(runs: list[dict], stage: str, key: str) -> str:
+    vals = [r["stages"][stage][key] for r in runs if stage in r["stages"]]
+    if not vals:
+        return "-"
+    sd = statistics.pstdev(vals) if len(vals) > 1 else 0.0
+    return f"{statistics.mean(vals):.3f} ± {sd:.3f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", choices=sorted(RECIPES), default="digits")
+    ap.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
+    ap.add_argument("--work", default=str(REPO / "bench" / "work"), help="output root for the runs")
+    ap.add_argument("--results", default=str(REPO / "bench" / "results"))
+    args = ap.parse_args()
+    results = {"machine": machine_info(), "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), "recipes": []}
+    rows = []
+    for dataset, arch, commands in RECIPES[args.dataset]:
+        print(f"{dataset} / {arch}", flush=True)
+        runs = [run_recipe(dataset, arch, commands, s, Path(args.work) / f"{arch}-seed{s}") for s in range(args.seeds)]
+        results["recipes"].append({"dataset": dataset, "arch": arch, "commands": commands, "runs": runs})
+        for stage in sorted({st for r in runs for st in r["stages"]}, key=lambda s: (s != "pretrain", s)):
+            rows.append([f"{arch}: {stage}", summarise(runs, stage, "acc"), summarise(runs, stage, "nmi"),
+                         summarise(runs, stage, "ari"), f"{statistics.mean(r['wall_s'] for r in runs):.0f}",
+                         f"{max(r['peak_rss_mb'] for r in runs):.0f}"])
+    table = md_table(["recipe: stage", "ACC", "NMI", "ARI", "wall s (all stages)", "peak RSS MB"], rows)
+    cmds = "\n".join(f"- `{arch}`: " + " then ".join(f"`netbuilder {c} --seed S`" for c in commands)
+                     for r in results["recipes"] for arch, commands in [(r["arch"], r["commands"])])
+    md = (f"# Quality: {args.dataset}\n\n{table}\n\nSeeds 0..{args.seeds - 1}; mean ± std over seeds. Commands:\n{cmds}\n\n"
+          f"Machine: {results['machine'].get('cpu_model', '')}, torch {results['machine'].get('torch', '')}.\n"
+          f"Reproduce: `python {results['command']}`\n")
+    print(md)
+    res_dir = Path(args.results)
+    res_dir.mkdir(parents=True, exist_ok=True)
+    (res_dir / f"{args.dataset}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (res_dir / f"{args.dataset}.md").write_text(md)
+
+
+if __name__ == "__main__":
+    main()
