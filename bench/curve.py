@@ -37,7 +37,7 @@ def main() -> None:
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
-    ax.set_title(args.title)
+    ax.set_title(args.title.replace("\\n", "\n"), fontsize=10)
     fig.tight_layout()
     write_with(args.out, lambda tmp: fig.savefig(tmp, format="png"), suffix=".png")
     print(f"wrote {args.out} ({len(xs)} points)")
