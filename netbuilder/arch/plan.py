@@ -113,19 +113,27 @@ def mirror_decoder(encoder: list[PlannedLayer], input_shape: Shape, output_activ
     return decoder
 
 
+def _plan_layers(part: str, configs: list[dict[str, Any]], shape: Shape, out: list, encoder: list) -> Shape:
+    """Plan one part's layers in order, appending to ``out``; returns the part's output shape.
+
+    ``encoder`` is the encoder planned so far (layers such as index-based unpooling refer back to it).
+    """
+    for i, config in enumerate(configs):
+        try:
+            layer = layer_from_config(config)
+        except SpecError as exc:
+            raise exc.under(part, i) from None
+        planned = _infer(part, i, (part, i), layer, shape, encoder)
+        out.append(planned)
+        shape = planned.output_shape
+    return shape
+
+
 def plan_network(spec: dict[str, Any]) -> Plan:
     """Infer every shape of a resolved spec (defaults merged); raise :class:`SpecError` at the offending path."""
     input_shape: Shape = tuple(spec["input_shape"])
     plan = Plan(input_shape=input_shape, mirrored=spec.get("decoder", "mirror") == "mirror")
-    shape = input_shape
-    for i, config in enumerate(spec["encoder"]):
-        try:
-            layer = layer_from_config(config)
-        except SpecError as exc:
-            raise exc.under("encoder", i) from None
-        planned = _infer("encoder", i, ("encoder", i), layer, shape, plan.encoder)
-        plan.encoder.append(planned)
-        shape = planned.output_shape
+    shape = _plan_layers("encoder", spec["encoder"], input_shape, plan.encoder, plan.encoder)
     if (spec.get("latent") or {}).get("l2_normalize") and not plan.l2_normalized:
         plan.encoder.append(_infer("encoder", len(plan.encoder), ("latent", "l2_normalize"), L2Normalize(), shape,
                                    plan.encoder))
@@ -133,15 +141,7 @@ def plan_network(spec: dict[str, Any]) -> Plan:
     if plan.mirrored:
         plan.decoder = mirror_decoder(plan.encoder, input_shape, output_activation)
     else:
-        shape = plan.code_shape
-        for j, config in enumerate(spec["decoder"]):
-            try:
-                layer = layer_from_config(config)
-            except SpecError as exc:
-                raise exc.under("decoder", j) from None
-            planned = _infer("decoder", j, ("decoder", j), layer, shape, plan.encoder)
-            plan.decoder.append(planned)
-            shape = planned.output_shape
+        shape = _plan_layers("decoder", spec["decoder"], plan.code_shape, plan.decoder, plan.encoder)
         if shape != input_shape:
             where = ("decoder", len(spec["decoder"]) - 1) if spec["decoder"] else ("decoder",)
             raise SpecError(where, f"the decoder ends at {fmt_shape(shape)}, expected the input shape "
