@@ -87,3 +87,12 @@ def test_manifold_requires_loss_none(tmp_path):
     from netbuilder.errors import NetbuilderError
     with pytest.raises(NetbuilderError, match="use it with --loss none"):
         cluster("DIGITS", 0, "kld", out=str(tmp_path), manifold="umap", echo=False, progress=False)
+
+
+def test_top_level_python_api_names_the_stage_functions():
+    import netbuilder
+    from netbuilder.stages.run import run_all
+
+    assert netbuilder.pretrain is pretrain and netbuilder.cluster is cluster and netbuilder.run is run_all
+    with pytest.raises(AttributeError):
+        netbuilder.no_such_thing
