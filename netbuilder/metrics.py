@@ -42,3 +42,14 @@ def clustering_scores(y_true: np.ndarray | None, y_pred: np.ndarray) -> dict[str
         out["nmi"] = float(normalized_mutual_info_score(y_true, y_pred, average_method="arithmetic"))
         out["ari"] = float(adjusted_rand_score(y_true, y_pred))
     return out
+
+
+def rounded_scores(y_true: np.ndarray, y_pred: np.ndarray, digits: int = 4) -> dict[str, float]:
+    """ACC / NMI / ARI rounded for per-epoch logs."""
+    s = clustering_scores(y_true, y_pred)
+    return {k: round(s[k], digits) for k in ("acc", "nmi", "ari")}
+
+
+def format_values(values: dict[str, Any], sep: str = ", ") -> str:
+    """``key=value`` pairs for log lines, floats with four decimals."""
+    return sep.join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())

@@ -13,7 +13,7 @@ from ..arch import ClusteringLayer
 from ..clustering import dec_target, kmeans, manifold_embed, nearest, soft_assign
 from ..errors import NetbuilderError, StageError
 from ..fileio import write_npy, write_text
-from ..metrics import clustering_scores
+from ..metrics import clustering_scores, format_values, rounded_scores
 from ..train import RunLog, encode_all, seed_everything, train
 from ..train.batches import map_batches
 from .context import CLUSTER_DEFAULTS, StageContext, prepare, resolve_hparams
@@ -106,8 +106,7 @@ def _run_cluster(ctx: StageContext, loss: str, *, seed: int, progress: bool | No
     codes0 = encode_all(model, images, ctx.device)
     init_pred, centres = kmeans(codes0, k, n_init=int(hp["n_init"]), seed=seed)
     init_scores = clustering_scores(labels, init_pred)
-    log.info("k-means init: " + ", ".join(f"{a}={b:.4f}" if isinstance(b, float) else f"{a}={b}"
-                                         for a, b in init_scores.items()))
+    log.info("k-means init: " + format_values(init_scores))
     result_history: list[dict[str, Any]] = []
     steps = 0
     head = None
@@ -194,8 +193,7 @@ def _run_cluster(ctx: StageContext, loss: str, *, seed: int, progress: bool | No
             if labels is None or (epoch % probe_every and epoch != cfg.epochs):
                 return None
             pred = _predict(model, head, mu if loss == "kmeans" else None, images, ctx.device)
-            s = clustering_scores(labels, pred)
-            return {"acc": round(s["acc"], 4), "nmi": round(s["nmi"], 4), "ari": round(s["ari"], 4)}
+            return rounded_scores(labels, pred)
 
         try:
             res = train(model, images, loss_fn, cfg, device=ctx.device, params=params, log=log, desc=stage,
@@ -243,8 +241,7 @@ def _run_cluster(ctx: StageContext, loss: str, *, seed: int, progress: bool | No
     })
     # The checkpoint only serves resuming an unfinished run; the complete stage no longer needs it.
     checkpoint.unlink(missing_ok=True)
-    log.info(f"{stage} done: " + ", ".join(f"{a}={b:.4f}" if isinstance(b, float) else f"{a}={b}"
-                                            for a, b in metrics.items()) + f" ({train_s:.1f}s)")
+    log.info(f"{stage} done: " + format_values(metrics) + f" ({train_s:.1f}s)")
     return manifest
 
 

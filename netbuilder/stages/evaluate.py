@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from ..clustering import kmeans
-from ..metrics import clustering_scores
+from ..metrics import rounded_scores
 from ..train import encode_all
 
 
@@ -30,7 +30,6 @@ def kmeans_probe(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray 
             return {}
         codes = encode_all(model, sub, device)
         pred, _ = kmeans(codes, k, n_init=3, seed=seed)
-        s = clustering_scores(sub_labels, pred)
-        return {"acc": round(s["acc"], 4), "nmi": round(s["nmi"], 4), "ari": round(s["ari"], 4)}
+        return rounded_scores(sub_labels, pred)
 
     return probe

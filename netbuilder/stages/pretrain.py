@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ..clustering import kmeans
-from ..metrics import clustering_scores
+from ..metrics import clustering_scores, format_values
 from ..train import LoopConfig, RunLog, encode_all, seed_everything, train
 from ..errors import NetbuilderError, StageError
 from ..fileio import write_npy
@@ -192,8 +192,7 @@ def _run_pretrain(ctx: StageContext, *, seed: int, progress: bool | None, resume
     })
     # The checkpoint only serves resuming an unfinished run; the complete stage no longer needs it.
     (out_dir / "checkpoint.pt").unlink(missing_ok=True)
-    log.info("pretrain done: " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                                           for k, v in metrics.items()) + f" ({train_s:.1f}s training)")
+    log.info("pretrain done: " + format_values(metrics) + f" ({train_s:.1f}s training)")
     return manifest
 
 

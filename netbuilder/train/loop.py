@@ -20,6 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..errors import NetbuilderError
+from ..metrics import format_values
 from .augment import random_affine
 from .batches import as_uint8_tensor, to_float_batch
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -216,8 +217,8 @@ def train(model: nn.Module, images: np.ndarray | torch.Tensor, loss_fn: LossFn, 
                     record.update(extra)
             result.history.append(record)
             log.record({"stage": desc, **record})
-            log.info(f"{desc} epoch {epoch + 1}/{cfg.epochs} " + " ".join(
-                f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items() if k != "epoch"))
+            log.info(f"{desc} epoch {epoch + 1}/{cfg.epochs} "
+                     + format_values({k: v for k, v in record.items() if k != "epoch"}, sep=" "))
             if result.stopped_early:
                 break
             if checkpoint is not None and ((epoch + 1) % max(1, cfg.checkpoint_every) == 0):
