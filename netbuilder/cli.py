@@ -1,6 +1,7 @@
 """The ``netbuilder`` command line: one click group; each subsystem contributes its own commands."""
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -12,7 +13,12 @@ class _Group(click.Group):
     """A click group that turns :class:`NetbuilderError` into one line on stderr and exit code 2."""
 
     def invoke(self, ctx: click.Context):  # noqa: D401 - click API
+        from . import distributed
+
         try:
+            if distributed.init_from_env() and not distributed.is_main():
+                # torchrun: rank 0 prints the results; the other ranks keep only stderr (errors, warnings).
+                sys.stdout = open(os.devnull, "w")
             return super().invoke(ctx)
         except NetbuilderError as exc:
             click.echo(f"error: {exc}", err=True)
@@ -25,6 +31,8 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        finally:
+            distributed.shutdown()
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

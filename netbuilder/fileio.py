@@ -67,6 +67,11 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None, *, anonymous
     OS allows it (``/proc/self/fd/N``), so a process killed mid-write leaves no temporary file either.
     """
     path = Path(path)
+    if not _writer():
+        # Another rank of a torch.distributed run: rank 0 writes the real file; this one writes nowhere.
+        with tempfile.TemporaryDirectory(prefix="netbuilder-rank-") as scratch:
+            yield Path(scratch) / path.name
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = _open_anonymous(path.parent) if anonymous and suffix is None else None
     if fd is not None:
@@ -105,8 +110,23 @@ def remove_stale_temporaries(directory: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def _writer() -> bool:
+    """Whether this process writes outputs: always, except on ranks other than 0 of a distributed run."""
+    from . import distributed
+
+    return distributed.is_main()
+
+
+def remove(path: str | os.PathLike) -> None:
+    """Delete ``path`` if it exists (only in the writing process, like every write here)."""
+    if _writer():
+        Path(path).unlink(missing_ok=True)
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
+    if not _writer():
+        return
     with atomic_path(path, anonymous=True) as tmp:
         with open(tmp, "wb") as fh:
             fh.write(data)
@@ -126,6 +146,8 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:
     """Write a NumPy array as ``.npy`` atomically."""
+    if not _writer():
+        return
     with atomic_path(path, anonymous=True) as tmp:
         # Through a file handle: np.save(path) would append ".npy" to the temporary name.
         with open(tmp, "wb") as fh:
@@ -140,6 +162,8 @@ def write_with(path: str | os.PathLike, writer: Callable[[Path], None], suffix: 
     Without ``suffix`` the temporary file is unnamed while written (nothing is left behind even on SIGKILL);
     pass ``suffix`` for writers that pick a format from the file name.
     """
+    if not _writer():
+        return
     with atomic_path(path, suffix=suffix, anonymous=suffix is None) as tmp:
         writer(tmp)
 

@@ -14,7 +14,7 @@ from .report import format_table, summary_line
 from .scores import SCORES
 
 # The training options of the shared _TRAIN list (and --recon-loss) that the detector takes.
-TRAIN_KEYS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "augment", "recon_loss")
+TRAIN_KEYS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "augment", "recon_loss", "amp")
 _FRACTION = click.FloatRange(min=0, max=1, min_open=True, max_open=True)
 
 

@@ -140,7 +140,8 @@ class AutoencoderAnomalyDetector(BaseEstimator):
     def __init__(self, arch: dict[str, Any] | str | int | None = None, archs: str | None = None, *,
                  score: str = "recon", epochs: int | None = None, batch_size: int | None = None,
                  lr: float | None = None, optimizer: str | None = None, schedule: str | None = None,
-                 augment: bool | None = None, recon_loss: str | None = None, contamination: float = 0.1,
+                 augment: bool | None = None, recon_loss: str | None = None, amp: bool | None = None,
+                 contamination: float = 0.1,
                  threshold: str | float = "contamination", n_clusters: int | None = None,
                  cluster_epochs: int | None = None, seed: int = 0, device: str = "auto",
                  progress: bool | None = False, verbose: bool = False, workdir: str | None = None,
@@ -155,6 +156,7 @@ class AutoencoderAnomalyDetector(BaseEstimator):
         self.schedule = schedule
         self.augment = augment
         self.recon_loss = recon_loss
+        self.amp = amp
         self.contamination = contamination
         self.threshold = threshold
         self.n_clusters = n_clusters
@@ -187,7 +189,7 @@ class AutoencoderAnomalyDetector(BaseEstimator):
         device = resolve_device(self.device)
         overrides = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
                      "optimizer": self.optimizer, "schedule": self.schedule, "augment": self.augment,
-                     "recon_loss": self.recon_loss}
+                     "recon_loss": self.recon_loss, "amp": self.amp}
         hp = resolve_hparams(overrides, arch.spec.get("training"), PRETRAIN_DEFAULTS)
         seed_everything(int(self.seed))
         model = build_autoencoder(arch.spec, input_shape=tuple(X.shape[1:]))

@@ -29,7 +29,7 @@ import numpy as np
 from ..arch import load_arch_file, resolve_arch_file, select_arch
 from ..datasets import Dataset, get_spec, load_dataset
 from ..errors import NetbuilderError
-from ..fileio import write_json, write_text
+from ..fileio import remove, write_json, write_text
 from ..stages.persist import write_manifest
 from ..stages.workspace import MANIFEST, Workspace, safe_name
 from .estimator import AutoencoderAnomalyDetector, TrainingCollapseWarning, not_l2_message
@@ -138,7 +138,7 @@ def run_target(inputs: Inputs, protocol: str, target: str | int | None, score: s
     stage = stage_name(protocol, split.target_name, score)
     ws = inputs.ws
     out_dir, plot_dir = ws.stage_dir(stage), ws.plots_dir / stage
-    (out_dir / MANIFEST).unlink(missing_ok=True)  # a rerun is incomplete until its manifest is written again
+    remove(out_dir / MANIFEST)  # a rerun is incomplete until its manifest is written again
     detector = AutoencoderAnomalyDetector(
         arch=inputs.arch_index, archs=str(inputs.arch_file), score=score, contamination=contamination,
         threshold=method, n_clusters=split.n_clusters, cluster_epochs=cluster_epochs, seed=seed, device=device,

@@ -192,11 +192,14 @@ def contaminated(ds: Dataset, target: str | int, *, anomaly_ratio: float | None 
                           test_images=np.zeros(0), test_index=idx, n_clusters=n_classes - 1, notes=notes)
     counts = np.bincount(ds.labels[idx], minlength=n_classes)
     normal_counts = np.delete(counts, t)
-    if counts[t] >= 0.5 * normal_counts[normal_counts > 0].min():
+    smallest = int(normal_counts[normal_counts > 0].min())
+    if counts[t] >= 0.5 * smallest:
+        # a quarter of the smallest normal class, as a fraction of the data, rounded down to 2 significant digits
+        suggest = float(f"{0.25 * smallest / max(1, len(idx) - counts[t]):.1g}")
         split.warnings.append(
             f"the anomaly class {class_name(ds, t)} is not rare ({counts[t]} images, {counts[t] / len(idx):.1%} of the "
-            f"data; the smallest normal class has {normal_counts[normal_counts > 0].min()}): k-means with k = "
-            f"{n_classes - 1} normal classes may give it a centroid of its own; pass --anomaly-ratio (e.g. 0.05)")
+            f"data; the smallest normal class has {smallest}): k-means with k = {n_classes - 1} normal classes may "
+            f"give it a centroid of its own; pass a smaller --anomaly-ratio (e.g. {suggest:g})")
     if need_val:
         idx = _validation(split, ds, idx, val_fraction)
     split.train_images, split.train_index = ds.images[idx], idx

@@ -2,8 +2,9 @@
 
 The decoded uint8 array is cached next to the data (``PATH/.netbuilder-cache/<key>.npy`` plus a ``.json``
 with labels, class names and the fingerprint), keyed by the file list, sizes, mtimes and the image size,
-so a second load neither decodes nor hashes. The cache is written through a memory map, so a set larger
-than memory never has to fit in it, and is read back memory-mapped when it is large.
+so a second load neither decodes nor hashes. The cache is written through a memory map whose pages are
+flushed and released as decoding goes, so a set larger than memory never has to fit in it, and it is read
+back memory-mapped when it is large: training then streams it (see :mod:`netbuilder.train.batches`).
 """
 from __future__ import annotations
 
@@ -24,17 +25,20 @@ from .paths import cache_dir_for
 
 CACHE_DIRNAME = ".netbuilder-cache"
 CACHE_VERSION = 1
-# Arrays above this many bytes are memory-mapped rather than read into memory; None: a quarter of RAM.
+# Arrays above this many bytes are memory-mapped (and streamed) rather than read into memory;
+# None: 512 MiB, or an eighth of RAM if that is less.
 MMAP_THRESHOLD_BYTES: int | None = None
+# Decoded bytes between flushes (and page releases) of the cache being written.
+_FLUSH_BYTES = 128 << 20
 
 
 def _mmap_threshold() -> int:
     if MMAP_THRESHOLD_BYTES is not None:
         return MMAP_THRESHOLD_BYTES
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+        return min(512 << 20, os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 8)
     except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return 2 << 30
+        return 512 << 20
 
 
 def _natural_key(rel: str) -> list:
@@ -159,8 +163,11 @@ def _decode_into(out: np.ndarray, folder: Path, files: list[str], size: tuple[in
     """Decode every file into ``out`` (which may be a memmap); return ``(name, sha256)`` entries."""
     from tqdm import tqdm
 
+    from ..train.batches import release_pages
+
     channels = out.shape[1]
     entries = []
+    flush_every = max(1, _FLUSH_BYTES // max(1, int(np.prod(out.shape[1:]))))
     for i, rel in enumerate(tqdm(files, desc=f"decoding {folder.name}", unit="img", leave=False,
                                  disable=not progress or len(files) < 500)):
         label = f"folder:{folder}: {rel}"
@@ -174,6 +181,10 @@ def _decode_into(out: np.ndarray, folder: Path, files: list[str], size: tuple[in
                                f"expected, {arr.shape[2]}x{arr.shape[1]} in {rel}); pass --image-size")
         out[i] = arr
         entries.append((rel, hashlib.sha256(data).hexdigest()))
+        if isinstance(out, np.memmap) and (i + 1) % flush_every == 0:
+            # Written pages count as this process's memory until flushed and released.
+            out.flush()
+            release_pages(out)
     return entries
 
 

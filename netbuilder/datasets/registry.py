@@ -57,7 +57,19 @@ def load_dataset(name: str, *, data_dir: str | os.PathLike | None = None, split:
     fingerprint, which otherwise covers only the source files' contents). Missing files are
     downloaded into ``<data_dir>/<id>/`` unless ``download`` is false. Raises :class:`DatasetError` with a
     one-line explanation on any problem.
+
+    Under torch.distributed, rank 0 loads first (downloading or building caches) and the other ranks then
+    read what it left.
     """
+    from .. import distributed
+
+    with distributed.main_first():
+        return _load(name, data_dir=data_dir, split=split, image_size=image_size, download=download,
+                     progress=progress and distributed.is_main())
+
+
+def _load(name: str, *, data_dir: str | os.PathLike | None, split: str, image_size: int | tuple[int, int] | None,
+          download: bool, progress: bool) -> Dataset:
     name = str(name).strip()
     split = (split or "all").lower()
     if split not in SPLITS:

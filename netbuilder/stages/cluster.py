@@ -9,10 +9,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import distributed
 from ..arch import ClusteringLayer
 from ..clustering import dec_target, kmeans, manifold_embed, nearest, soft_assign
 from ..errors import NetbuilderError, StageError
-from ..fileio import write_npy, write_text
+from ..fileio import remove, write_npy, write_text
 from ..metrics import clustering_scores, format_values, rounded_scores
 from ..train import RunLog, encode_all, seed_everything, train
 from ..train.batches import map_batches
@@ -167,12 +168,14 @@ def _run_cluster(ctx: StageContext, loss: str, *, seed: int, progress: bool | No
                 target = mu[assign].clone()
                 km = (z - target).pow(2).sum(dim=1).mean()
                 r = rec(x_hat, x)
-                with torch.no_grad():  # DCN running-mean centroid update
-                    zd = z.detach()
-                    for j in assign.unique():
-                        members = zd[assign == j]
-                        counts[j] += members.shape[0]
-                        mu[j] += (members.sum(0) - members.shape[0] * mu[j]) / counts[j]
+                with torch.no_grad():  # DCN running-mean centroid update, over the whole batch (all ranks)
+                    zd = z.detach().float()
+                    sums = torch.zeros_like(mu).index_add_(0, assign, zd)
+                    n_j = torch.bincount(assign, minlength=k).to(mu.dtype)
+                    distributed.all_reduce_sum_(sums, n_j)
+                    hit = n_j > 0
+                    counts[hit] += n_j[hit]
+                    mu[hit] += (sums[hit] - n_j[hit, None] * mu[hit]) / counts[hit, None]
                 return {"loss": r + lam * km, "rec": r, "kmeans": km}
 
             before_step = None
@@ -220,7 +223,7 @@ def _run_cluster(ctx: StageContext, loss: str, *, seed: int, progress: bool | No
     metrics = clustering_scores(labels, pred)
 
     # A previous complete run's manifest no longer describes the files about to be replaced.
-    (out_dir / MANIFEST).unlink(missing_ok=True)
+    remove(out_dir / MANIFEST)
     tensors = dict(model.state_dict())
     tensors["clustering.centroids"] = torch.from_numpy(np.ascontiguousarray(centres_out))
     save_weights(out_dir / "weights.safetensors", tensors)
@@ -240,7 +243,7 @@ def _run_cluster(ctx: StageContext, loss: str, *, seed: int, progress: bool | No
         "logs": {"log": str(log.log_path), "jsonl": str(log.jsonl_path)},
     })
     # The checkpoint only serves resuming an unfinished run; the complete stage no longer needs it.
-    checkpoint.unlink(missing_ok=True)
+    remove(checkpoint)
     log.info(f"{stage} done: " + format_values(metrics) + f" ({train_s:.1f}s)")
     return manifest
 

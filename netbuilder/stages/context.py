@@ -16,10 +16,10 @@ from .workspace import Workspace
 # Built-in defaults; an arch's "training" section overrides them and command-line options override both.
 PRETRAIN_DEFAULTS: dict[str, Any] = {"epochs": 50, "batch_size": 256, "lr": 1e-3, "optimizer": "adam",
                                      "momentum": 0.9, "weight_decay": 0.0, "schedule": "none",
-                                     "recon_loss": "mse", "augment": False}
+                                     "recon_loss": "mse", "augment": False, "amp": False}
 CLUSTER_DEFAULTS: dict[str, Any] = {"loss": "kld", "epochs": 20, "batch_size": 256, "lr": 1e-4,
                                     "optimizer": "adam", "gamma": 0.1, "lambda": 0.1,
-                                    "update_interval": 140, "tol": 0.001, "augment": False, "n_init": 20,
+                                    "update_interval": 140, "tol": 0.001, "augment": False, "amp": False, "n_init": 20,
                                     "manifold": "none", "manifold_neighbors": 20}
 
 
@@ -67,7 +67,12 @@ class StageContext:
 def prepare(dataset: str, arch: str | int = 0, *, archs: str | Path | None = None, data_dir: str | Path | None = None,
             split: str = "all", image_size: int | None = None, out: str | Path = ".", device: str = "auto",
             progress: bool | None = None, threads: int | None = None) -> StageContext:
-    """Load the dataset and the arch, pick the device and thread count; errors are one-line NetbuilderErrors."""
+    """Load the dataset and the arch, pick the device and thread count; errors are one-line NetbuilderErrors.
+
+    Started by torchrun, this joins the process group (see :mod:`netbuilder.distributed`)."""
+    from .. import distributed
+
+    distributed.init_from_env()
     arch_file = resolve_arch_file(str(archs) if archs else dataset)
     specs = load_arch_file(arch_file)
     index, spec = select_arch(specs, arch, source=str(arch_file))

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterator
 
+from .. import distributed
 from ..errors import StageError
 from ..fileio import remove_stale_temporaries
 
@@ -57,7 +58,22 @@ def _try_create(path: Path) -> bool:
 
 @contextlib.contextmanager
 def stage_lock(stage_dir: str | os.PathLike, warn: Callable[[str], None] | None = None) -> Iterator[Path]:
-    """Hold ``<stage_dir>/.lock`` for the duration of the block; released in ``finally``."""
+    """Hold ``<stage_dir>/.lock`` for the duration of the block; released in ``finally``.
+
+    Under torch.distributed only rank 0 (the writer) takes the lock, and all ranks meet at a barrier when
+    the block completes, so that a following stage on any rank reads the files this one wrote.
+    """
+    if not distributed.is_main():
+        yield Path(stage_dir) / LOCK_NAME
+        distributed.barrier()
+        return
+    with _exclusive(stage_dir, warn) as path:
+        yield path
+    distributed.barrier()
+
+
+@contextlib.contextmanager
+def _exclusive(stage_dir: str | os.PathLike, warn: Callable[[str], None] | None = None) -> Iterator[Path]:
     stage_dir = Path(stage_dir)
     stage_dir.mkdir(parents=True, exist_ok=True)
     path = stage_dir / LOCK_NAME

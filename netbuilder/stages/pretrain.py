@@ -11,7 +11,7 @@ from ..clustering import kmeans
 from ..metrics import clustering_scores, format_values
 from ..train import LoopConfig, RunLog, encode_all, seed_everything, train
 from ..errors import NetbuilderError, StageError
-from ..fileio import write_npy
+from ..fileio import remove, write_npy
 from .context import PRETRAIN_DEFAULTS, StageContext, prepare, resolve_hparams
 from .evaluate import kmeans_probe
 from .lock import stage_lock
@@ -21,12 +21,18 @@ from .workspace import MANIFEST
 STAGE = "pretrain"
 
 
+def _bce(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    # Outside autocast and in float32: BCE is unsafe in float16 (autocast refuses it on CUDA).
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        return F.binary_cross_entropy(x_hat.float().clamp(1e-6, 1 - 1e-6), x.float())
+
+
 def reconstruction_loss(kind: str):
     """Per-batch mean reconstruction loss: ``mse`` or ``bce`` (the latter expects a sigmoid output)."""
     if kind == "mse":
         return F.mse_loss
     if kind == "bce":
-        return lambda x_hat, x: F.binary_cross_entropy(x_hat.clamp(1e-6, 1 - 1e-6), x)
+        return _bce
     from ..errors import NetbuilderError
     raise NetbuilderError(f"Invalid value for argument `recon_loss`. Expected mse or bce. Received recon_loss={kind!r}.")
 
@@ -52,7 +58,8 @@ def loop_config(hp: dict[str, Any], seed: int, progress: bool | None) -> LoopCon
     return LoopConfig(epochs=int(hp["epochs"]), batch_size=int(hp["batch_size"]), lr=float(hp["lr"]),
                       optimizer=hp["optimizer"], momentum=float(hp.get("momentum", 0.9)),
                       weight_decay=float(hp.get("weight_decay", 0.0)), schedule=hp.get("schedule", "none"),
-                      seed=seed, augment=bool(hp.get("augment", False)), progress=progress)
+                      seed=seed, augment=bool(hp.get("augment", False)), progress=progress,
+                      amp=bool(hp.get("amp", False)))
 
 
 def eval_interval(epochs: int, every: int | None) -> int:
@@ -178,7 +185,7 @@ def _run_pretrain(ctx: StageContext, *, seed: int, progress: bool | None, resume
     eval_s = time.perf_counter() - t1
 
     # A previous complete run's manifest no longer describes the files about to be replaced.
-    (out_dir / MANIFEST).unlink(missing_ok=True)
+    remove(out_dir / MANIFEST)
     save_weights(out_dir / "weights.safetensors", model.state_dict())
     write_npy(out_dir / "codes.npy", codes)
     manifest = write_manifest(out_dir, {
@@ -191,7 +198,7 @@ def _run_pretrain(ctx: StageContext, *, seed: int, progress: bool | None, resume
         "logs": {"log": str(log.log_path), "jsonl": str(log.jsonl_path)},
     })
     # The checkpoint only serves resuming an unfinished run; the complete stage no longer needs it.
-    (out_dir / "checkpoint.pt").unlink(missing_ok=True)
+    remove(out_dir / "checkpoint.pt")
     log.info("pretrain done: " + format_values(metrics) + f" ({train_s:.1f}s training)")
     return manifest
 

@@ -11,8 +11,15 @@ from ..errors import NetbuilderError
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """Map ``auto|cpu|cuda|cuda:N|mps`` to a :class:`torch.device`; ``auto`` prefers CUDA, then MPS, then CPU."""
+    """Map ``auto|cpu|cuda|cuda:N|mps`` to a :class:`torch.device`; ``auto`` prefers CUDA, then MPS, then CPU.
+
+    Under torchrun, ``auto`` and ``cuda`` mean this rank's GPU (``cuda:LOCAL_RANK``).
+    """
+    from .. import distributed
+
     name = (name or "auto").lower()
+    if name in ("auto", "cuda") and torch.cuda.is_available() and distributed.active():
+        return torch.device(f"cuda:{distributed.local_rank()}")
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

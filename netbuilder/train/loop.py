@@ -7,6 +7,7 @@ to float one batch at a time, so a dataset is never held as a float copy.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import time
@@ -19,10 +20,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .. import distributed
 from ..errors import NetbuilderError
 from ..metrics import format_values
 from .augment import random_affine
-from .batches import as_uint8_tensor, to_float_batch
+from .batches import BatchSource
 from .checkpoint import load_checkpoint, save_checkpoint
 from .runlog import RunLog
 
@@ -48,6 +50,7 @@ class LoopConfig:
     progress: bool | None = None       # None = only on a terminal
     checkpoint_every: int = 1          # epochs between checkpoints when a checkpoint path is given
     drop_last: bool = False
+    amp: bool = False                  # mixed precision: float16 + loss scaling on CUDA, bfloat16 on CPU
 
     def to_dict(self) -> dict[str, Any]:
         """The config as a plain dict (for manifests)."""
@@ -94,6 +97,14 @@ def wants_channels_last(model: nn.Module, device: torch.device, cfg: LoopConfig)
     return device.type == "cpu" and any(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for m in model.modules())
 
 
+def autocast_context(device: torch.device, enabled: bool):
+    """The autocast region of a training step (float16 on CUDA, bfloat16 elsewhere), or a no-op."""
+    if not enabled:
+        return contextlib.nullcontext()
+    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
 class _StopRequest:
     """Turns SIGTERM into a clean stop at the next batch boundary (a checkpoint is then written)."""
 
@@ -129,20 +140,29 @@ def train(model: nn.Module, images: np.ndarray | torch.Tensor, loss_fn: LossFn, 
     ``checkpoint`` set, a checkpoint is written every ``cfg.checkpoint_every`` epochs and on SIGTERM or
     Ctrl-C; ``resume=True`` continues from it (the epoch order and augmentation repeat exactly, because the
     shuffling generator is re-seeded from ``seed`` and the epoch number).
+
+    Under torch.distributed (see :mod:`netbuilder.distributed`) every rank takes its share of each batch of
+    the shared permutation and gradients are averaged, so the steps are those of a single process; a
+    final batch with fewer rows than ranks is skipped. ``cfg.amp`` trains under autocast.
     """
     log = log or RunLog(None)
-    data = as_uint8_tensor(images)
-    n = data.shape[0]
+    n = int(images.shape[0])
     if n == 0:
         raise NetbuilderError("cannot train on an empty dataset")
     bs = max(1, min(cfg.batch_size, n))
     steps_per_epoch = n // bs if cfg.drop_last and n >= bs else math.ceil(n / bs)
     model.to(device)
+    multi = distributed.active()
+    rank, world = distributed.rank(), distributed.world_size()
+    params = list(params if params is not None else model.parameters())
     cl = wants_channels_last(model, device, cfg)
     if cl:
         model.to(memory_format=torch.channels_last)
-    opt = make_optimizer(params if params is not None else model.parameters(), cfg)
+    source = BatchSource(images, device, cl)
+    opt = make_optimizer(params, cfg)
     sched = make_scheduler(opt, cfg, steps_per_epoch)
+    scaler = torch.amp.GradScaler("cuda") if cfg.amp and device.type == "cuda" else None
+    has_buffers = any(True for _ in model.buffers())
 
     result = TrainResult()
     start_epoch = 0
@@ -154,6 +174,10 @@ def train(model: nn.Module, images: np.ndarray | torch.Tensor, loss_fn: LossFn, 
         if load_extra_state is not None:
             load_extra_state(state.get("extra", {}))
         log.info(f"resumed {desc} from {checkpoint} at epoch {start_epoch}")
+    if multi:
+        # Every rank starts from rank 0's weights (the same seed gives the same ones; this makes it certain).
+        distributed.broadcast_module(model)
+        distributed.broadcast_tensors(params)
 
     def _save(epoch: int) -> None:
         if checkpoint is not None:
@@ -165,30 +189,47 @@ def train(model: nn.Module, images: np.ndarray | torch.Tensor, loss_fn: LossFn, 
     with _StopRequest() as stop:
         for epoch in range(start_epoch, cfg.epochs):
             gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
-            perm = torch.randperm(n, generator=gen)
+            perm = source.order(gen)
             sums: dict[str, float] = {}
             count = 0
             t_epoch = time.perf_counter()
             bar = tqdm(range(steps_per_epoch), desc=f"{desc} {epoch + 1}/{cfg.epochs}", leave=False,
-                       disable=(not cfg.progress) if cfg.progress is not None else None, unit="batch")
+                       disable=((not cfg.progress) if cfg.progress is not None else None) if distributed.is_main()
+                       else True, unit="batch")
             try:
                 for b in bar:
                     if before_step is not None and before_step(result.steps):
                         result.stopped_early = True
                         break
                     idx = perm[b * bs:(b + 1) * bs]
-                    x = to_float_batch(data[idx], device, cl)
+                    share = 1.0
+                    if multi:
+                        if len(idx) < world:
+                            continue
+                        share = len(idx[rank::world]) / len(idx)
+                        idx = idx[rank::world]
+                    idx = source.prepare_index(idx)
+                    x = source.batch(idx)
                     if cfg.augment:
                         x = random_affine(x, gen)
-                    parts = loss_fn(x, idx)
+                    with autocast_context(device, cfg.amp):
+                        parts = loss_fn(x, idx)
                     loss = parts["loss"]
                     if not torch.isfinite(loss):
                         raise NetbuilderError(
                             f"{desc}: loss became {loss.item()} at epoch {epoch + 1}, batch {b + 1}; "
                             f"the last good checkpoint is kept; try a lower learning rate (--lr {cfg.lr / 10:g})")
                     opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
+                    (scaler.scale(loss) if scaler is not None else loss).backward()
+                    if multi:
+                        distributed.average_gradients(params, share)
+                    if scaler is not None:
+                        scaler.step(opt)
+                        scaler.update()
+                    else:
+                        opt.step()
+                    if multi and has_buffers:
+                        distributed.broadcast_module(model, buffers_only=True)
                     if sched is not None:
                         sched.step()
                     result.steps += 1
@@ -206,6 +247,12 @@ def train(model: nn.Module, images: np.ndarray | torch.Tensor, loss_fn: LossFn, 
                 raise
             finally:
                 bar.close()
+            if multi:
+                names = sorted(sums)
+                totals = torch.tensor([sums[k] for k in names] + [float(count)], dtype=torch.float64)
+                distributed.all_reduce_sum_(totals)
+                sums = dict(zip(names, totals[:-1].tolist()))
+                count = int(totals[-1])
             record: dict[str, Any] = {"epoch": epoch + 1, "step": result.steps}
             record.update({name: v / max(count, 1) for name, v in sums.items()})
             record["lr"] = opt.param_groups[0]["lr"]
@@ -223,6 +270,7 @@ def train(model: nn.Module, images: np.ndarray | torch.Tensor, loss_fn: LossFn, 
                 break
             if checkpoint is not None and ((epoch + 1) % max(1, cfg.checkpoint_every) == 0):
                 _save(epoch + 1)
+    source.close()
     if cl:
         model.to(memory_format=torch.contiguous_format)
     result.seconds = time.perf_counter() - t0

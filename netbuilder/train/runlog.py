@@ -15,9 +15,13 @@ class RunLog:
     """
 
     def __init__(self, stem: str | Path | None, fresh: bool = True, echo: bool = False) -> None:
+        from .. import distributed
+
         self.stem = Path(stem) if stem is not None else None
-        self.echo = echo
-        if self.stem is not None:
+        # Under torch.distributed only rank 0 writes and prints (the other ranks log the same numbers).
+        self.writes = distributed.is_main()
+        self.echo = echo and self.writes
+        if self.stem is not None and self.writes:
             self.stem.parent.mkdir(parents=True, exist_ok=True)
             mode = "w" if fresh else "a"
             open(self.log_path, mode, encoding="utf-8").close()
@@ -36,7 +40,7 @@ class RunLog:
     def info(self, message: str) -> None:
         """Write a timestamped line to the human log (and to the console when ``echo``)."""
         line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
-        if self.stem is not None:
+        if self.stem is not None and self.writes:
             with open(self.log_path, "a", encoding="utf-8") as fh:
                 fh.write(line + "\n")
         if self.echo:
@@ -44,7 +48,7 @@ class RunLog:
 
     def record(self, record: dict[str, Any]) -> None:
         """Append one JSON record (e.g. an epoch's losses and metrics)."""
-        if self.stem is None:
+        if self.stem is None or not self.writes:
             return
         with open(self.jsonl_path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record, default=float) + "\n")

@@ -1,0 +1,90 @@
+"""torchrun with 2 CPU processes (gloo) against one process: same steps, same files, same metrics."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from netbuilder import distributed
+from netbuilder.stages.cluster import cluster
+from netbuilder.stages.pretrain import pretrain
+
+pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not built")
+
+STAGES = Path("saved_params") / "DIGITS" / "digits-dense"
+
+
+def _torchrun(out: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "netbuilder", *args, "-d", "DIGITS", "-a", "0", "--out", str(out), "--no-progress"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def _files(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    single, multi = tmp_path_factory.mktemp("single"), tmp_path_factory.mktemp("multi")
+    pre = pretrain("DIGITS", 0, out=str(single), epochs=2, echo=False, progress=False)
+    clu = cluster("DIGITS", 0, "kmeans", out=str(single), epochs=2, echo=False, progress=False)
+    p1 = _torchrun(multi, "pretrain", "--epochs", "2")
+    p2 = _torchrun(multi, "cluster", "--loss", "kmeans", "--epochs", "2")
+    return single, multi, pre, clu, p1.stdout + p2.stdout
+
+
+def _manifest(root: Path, stage: str) -> dict:
+    return json.loads((root / STAGES / stage / "manifest.json").read_text())
+
+
+@pytest.mark.parametrize("stage", ["pretrain", "cluster-kmeans"])
+def test_two_processes_match_one(runs, stage):
+    single, multi, pre, clu, _ = runs
+    one, two = (pre if stage == "pretrain" else clu), _manifest(multi, stage)
+    assert two["steps"] == one["steps"] > 0
+    for key in ("acc", "nmi", "ari"):
+        assert two["metrics"][key] == pytest.approx(one["metrics"][key], abs=0.02)
+    codes1 = np.load(single / STAGES / stage / "codes.npy")
+    codes2 = np.load(multi / STAGES / stage / "codes.npy")
+    assert codes1.shape == codes2.shape == (1797, 10)
+    # Same batches, averaged gradients: the weights agree up to float summation order.
+    assert np.abs(codes1 - codes2).max() < 1e-3
+
+
+def test_same_output_layout_and_rank0_writes_once(runs):
+    single, multi, *_ , stdout = runs
+    assert _files(multi) == _files(single)
+    # Only rank 0 prints its result line (and logs each epoch once).
+    assert stdout.count("pretrain (autoencoder + k-means)") == 1
+    log = (multi / "logs" / "DIGITS" / "digits-dense" / "pretrain.jsonl").read_text().splitlines()
+    assert len(log) == 2
+
+
+def test_helpers_are_no_ops_in_one_process():
+    assert not distributed.active()
+    assert (distributed.rank(), distributed.world_size(), distributed.is_main()) == (0, 1, True)
+    assert distributed.shard_range(10) == (0, 10)
+    t = torch.arange(6.0).reshape(3, 2)
+    assert distributed.gather_rows(t) is t
+
+
+def test_anomaly_under_torchrun_matches_one_process(tmp_path):
+    from netbuilder.anomaly.experiment import load_inputs, run_target
+
+    args = ["--protocol", "one-class", "--target", "0", "--no-plots", "--json"]
+    proc = _torchrun(tmp_path / "multi", "anomaly", *args)
+    two = json.loads(proc.stdout)
+    inputs = load_inputs("DIGITS", 0, "one-class", out=str(tmp_path / "single"), progress=False)
+    one = run_target(inputs, "one-class", "0", plots=False, progress=False)
+    assert two["metrics"]["auc"] == pytest.approx(one["auc"], abs=0.02)
+    assert two["metrics"]["auc"] > 0.9
