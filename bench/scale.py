@@ -35,9 +35,9 @@ FOLDER_ARCH = [{
     "description": "Small strided conv AE for 64x64 RGB: 16@4/2, 32@4/2, 32@4/2, dense 32 (the scaling benchmark).",
     "input_shape": [3, 64, 64],
     "defaults": {"conv": {"activation": "relu", "padding": "same"}},
-    "encoder": [{"type": "conv", "filters": 16, "kernel_size": 4, "strides": 2},
-                {"type": "conv", "filters": 32, "kernel_size": 4, "strides": 2},
-                {"type": "conv", "filters": 32, "kernel_size": 4, "strides": 2},
+    "encoder": [{"type": "conv", "filters": 16, "kernel_size": 4, "stride": 2},
+                {"type": "conv", "filters": 32, "kernel_size": 4, "stride": 2},
+                {"type": "conv", "filters": 32, "kernel_size": 4, "stride": 2},
                 {"type": "flatten"}, {"type": "dense", "units": 32, "activation": "linear"}],
     "training": {"epochs": 1, "batch_size": 256, "recon_loss": "mse"},
 }]

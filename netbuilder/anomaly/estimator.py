@@ -175,9 +175,11 @@ class AutoencoderAnomalyDetector(BaseEstimator):
 
         ``X_val``/``y_val`` (1 = anomaly) are the labelled validation split of ``threshold="f1"|"accuracy"``.
         """
+        from .. import distributed
         from ..stages.context import PRETRAIN_DEFAULTS, resolve_hparams
         from ..stages.pretrain import loop_config, reconstruction_loss
 
+        distributed.init_from_env()  # under torchrun: train as one of the ranks
         score = self._check_score()
         method = parse_threshold(self.threshold)
         if method == "contamination":
