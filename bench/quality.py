@@ -5,6 +5,7 @@ process into its own output root, so the numbers are exactly what a user gets fr
 
     python bench/quality.py --dataset digits            # 3 seeds, about 2 minutes
     NETBUILDER_DATA=../shared/data python bench/quality.py --dataset mnist --seeds 1
+    NETBUILDER_DATA=../shared/data python bench/quality.py --dataset mnist-rows --seeds 1   # the comparison table
 
 Writes bench/results/<dataset>.json and .md (mean ± std, wall time, peak RSS, device, the exact commands).
 """
@@ -32,6 +33,20 @@ RECIPES: dict[str, list[tuple[str, str, list[str]]]] = {
     "mnist": [
         ("MNIST", "dcec-l2", ["pretrain -d MNIST -a dcec-l2", "cluster -d MNIST -a dcec-l2"]),
     ],
+    # Candidate: MSE with a constant learning rate (the plain script's training) before the same UMAP step.
+    "mnist-mse": [
+        ("MNIST", "dcec-l2", ["pretrain -d MNIST -a dcec-l2 --recon-loss mse --schedule none",
+                              "cluster -d MNIST -a dcec-l2"]),
+    ],
+    # The predecessor's rows (pixels, AE, AE + k-means loss, AE + KLD) with netbuilder's default MNIST arch, plus
+    # netbuilder's own final step; printed beside the predecessor's and the published numbers.
+    "mnist-rows": [
+        ("MNIST", "dcec-l2", ["pretrain -d MNIST -a dcec-l2",
+                              "cluster -d MNIST -a dcec-l2 --loss kmeans --epochs 5",
+                              "cluster -d MNIST -a dcec-l2 --loss kld --epochs 5",
+                              "cluster -d MNIST -a dcec-l2",
+                              "metrics -d MNIST -a dcec-l2"]),
+    ],
     "coil20": [
         ("COIL20", "coil-conv-l2", ["pretrain -d COIL20 -a coil-conv-l2", "cluster -d COIL20 -a coil-conv-l2"]),
     ],
@@ -46,8 +61,10 @@ def run_recipe(dataset: str, arch: str, commands: list[str], seed: int, out: Pat
         env["NETBUILDER_DATA"] = str(DEFAULT_DATA)
     t0 = time.perf_counter()
     peak = 0.0
+    stages = {}
     for cmd in commands:
-        full = exe + cmd.split() + ["--seed", str(seed), "--out", str(out), "--no-progress"]
+        is_metrics = cmd.startswith("metrics")
+        full = exe + cmd.split() + ["--seed", str(seed), "--out", str(out)] + (["--json"] if is_metrics else ["--no-progress"])
         t_cmd = time.perf_counter()
         proc = subprocess.run(["/usr/bin/time", "-f", "%M"] + full if Path("/usr/bin/time").exists() else full,
                               cwd=REPO, env=env, capture_output=True, text=True)
@@ -57,14 +74,41 @@ def run_recipe(dataset: str, arch: str, commands: list[str], seed: int, out: Pat
             peak = max(peak, int(proc.stderr.strip().splitlines()[-1]) / 1024)
         except (ValueError, IndexError):
             pass
+        if is_metrics:  # the raw-pixel baseline is only in the metrics table
+            for row in json.loads(proc.stdout):
+                if row.get("method") == "pixels" and row.get("acc") is not None:
+                    stages["pixels"] = {k: row.get(k) for k in ("acc", "nmi", "ari", "clusters")}
         print(f"  [{time.perf_counter() - t_cmd:6.1f}s] netbuilder {cmd} --seed {seed}", flush=True)
     wall = time.perf_counter() - t0
     root = out / "saved_params" / dataset / arch
-    stages = {}
     for manifest in sorted(root.glob("*/manifest.json")):
         m = json.loads(manifest.read_text())
         stages[m["stage"]] = {k: m["metrics"].get(k) for k in ("acc", "nmi", "ari", "clusters")}
     return {"seed": seed, "wall_s": round(wall, 1), "peak_rss_mb": round(peak, 1), "stages": stages}
+
+
+# Published MNIST numbers (ACC, NMI) to print beside netbuilder's rows; None = not reported.
+PREDECESSOR = {"pixels": None, "pretrain": None, "cluster-kmeans": None, "cluster-kld": (0.859, None)}
+PEERS = [("DEC (Xie et al. 2016)", 0.843, None), ("IDEC (Guo et al. 2017)", 0.881, None),
+         ("DCEC (Guo et al. 2017)", 0.890, 0.885), ("l2 conv AE + k-means (Aytekin et al. 2018, 200 epochs)", 0.951, None),
+         ("N2D (McConville et al. 2019, 1,000 epochs)", 0.979, 0.942)]
+ROW_TITLES = {"pixels": "image pixels + k-means", "pretrain": "autoencoder + k-means",
+              "cluster-kmeans": "autoencoder + k-means loss (5 epochs)", "cluster-kld": "autoencoder + KLD (5 epochs)",
+              "cluster-none": "autoencoder + UMAP + k-means (netbuilder's default)"}
+
+
+def comparison_table(runs: list[dict]) -> str:
+    """The predecessor's rows measured with netbuilder, beside its reported numbers and published peers."""
+    def fmt(v):
+        return "–" if v is None else f"{v:.3f}"
+    rows = []
+    for stage, title in ROW_TITLES.items():
+        pred = PREDECESSOR.get(stage)
+        rows.append([title, summarise(runs, stage, "acc"), summarise(runs, stage, "nmi"),
+                     f"{fmt(pred[0])} / {fmt(pred[1])}" if pred else "–"])
+    for name, acc, nmi in PEERS:
+        rows.append([f"*{name}* (published)", fmt(acc), fmt(nmi), ""])
+    return md_table(["MNIST method", "ACC (netbuilder)", "NMI (netbuilder)", "predecessor reported ACC / NMI"], rows)
 
 
 def summarise(runs: list[dict], stage: str, key: str) -> str:
@@ -92,9 +136,13 @@ def main() -> None:
             rows.append([f"{arch}: {stage}", summarise(runs, stage, "acc"), summarise(runs, stage, "nmi"),
                          summarise(runs, stage, "ari"), f"{statistics.mean(r['wall_s'] for r in runs):.0f}",
                          f"{max(r['peak_rss_mb'] for r in runs):.0f}"])
+    if args.dataset == "mnist-rows":
+        rows.sort(key=lambda r: list(ROW_TITLES).index(r[0].split(": ", 1)[1]) if r[0].split(": ", 1)[1] in ROW_TITLES else 99)
     table = md_table(["recipe: stage", "ACC", "NMI", "ARI", "wall s (all stages)", "peak RSS MB"], rows)
     cmds = "\n".join(f"- `{arch}`: " + " then ".join(f"`netbuilder {c} --seed S`" for c in commands)
                      for r in results["recipes"] for arch, commands in [(r["arch"], r["commands"])])
+    if args.dataset == "mnist-rows":
+        table += "\n\n" + comparison_table(results["recipes"][0]["runs"])
     md = (f"# Quality: {args.dataset}\n\n{table}\n\nSeeds 0..{args.seeds - 1}; mean ± std over seeds. Commands:\n{cmds}\n\n"
           f"Machine: {results['machine'].get('cpu_model', '')}, torch {results['machine'].get('torch', '')}.\n"
           f"Reproduce: `python {results['command']}`\n")

@@ -37,20 +37,23 @@ def _files(root: Path) -> set[str]:
 def runs(tmp_path_factory):
     single, multi = tmp_path_factory.mktemp("single"), tmp_path_factory.mktemp("multi")
     pre = pretrain("DIGITS", 0, out=str(single), epochs=2, echo=False, progress=False)
-    clu = cluster("DIGITS", 0, "kmeans", out=str(single), epochs=2, echo=False, progress=False)
+    clu = {loss: cluster("DIGITS", 0, loss, out=str(single), epochs=2, echo=False, progress=False)
+           for loss in ("kmeans", "kld")}
     p1 = _torchrun(multi, "pretrain", "--epochs", "2")
     p2 = _torchrun(multi, "cluster", "--loss", "kmeans", "--epochs", "2")
-    return single, multi, pre, clu, p1.stdout + p2.stdout
+    p3 = _torchrun(multi, "cluster", "--loss", "kld", "--epochs", "2")
+    return single, multi, pre, clu, p1.stdout + p2.stdout + p3.stdout
 
 
 def _manifest(root: Path, stage: str) -> dict:
     return json.loads((root / STAGES / stage / "manifest.json").read_text())
 
 
-@pytest.mark.parametrize("stage", ["pretrain", "cluster-kmeans"])
+@pytest.mark.parametrize("stage", ["pretrain", "cluster-kmeans", "cluster-kld"])
 def test_two_processes_match_one(runs, stage):
+    # kmeans: the running centroids are updated from all ranks' rows; kld: the target P from all-gathered codes
     single, multi, pre, clu, _ = runs
-    one, two = (pre if stage == "pretrain" else clu), _manifest(multi, stage)
+    one, two = (pre if stage == "pretrain" else clu[stage.split("-")[1]]), _manifest(multi, stage)
     assert two["steps"] == one["steps"] > 0
     for key in ("acc", "nmi", "ari"):
         assert two["metrics"][key] == pytest.approx(one["metrics"][key], abs=0.02)
