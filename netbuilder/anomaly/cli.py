@@ -8,18 +8,18 @@ import click
 
 from ..datasets.cli import dataset_options
 from ..errors import NetbuilderError
-from ..stages.cli import _COMMON, _TRAIN, _apply, _arch_key, set_threads
+from ..cli_options import COMMON_OPTIONS, TRAIN_OPTIONS, apply_options, arch_key, set_threads
 from .protocols import PROTOCOLS, TEST_FRACTION, VAL_FRACTION
 from .report import format_table, summary_line
 from .scores import SCORES
 
-# The training options of the shared _TRAIN list (and --recon-loss) that the detector takes.
+# The training options of the shared TRAIN_OPTIONS list (and --recon-loss) that the detector takes.
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "augment", "recon_loss", "amp")
 _FRACTION = click.FloatRange(min=0, max=1, min_open=True, max_open=True)
 
 
 @click.command("anomaly")
-@_apply(_COMMON)
+@apply_options(COMMON_OPTIONS)
 @dataset_options
 @click.option("--protocol", type=click.Choice(PROTOCOLS), default=None,
               help="Required. one-class: train on the --target class only, test on held-out images of all "
@@ -47,7 +47,7 @@ _FRACTION = click.FloatRange(min=0, max=1, min_open=True, max_open=True)
               help="Held-out test part for datasets without a train/test split (one-class).")
 @click.option("--val-fraction", type=_FRACTION, default=VAL_FRACTION, show_default=True,
               help="Labelled validation part of the training side (--threshold f1/accuracy).")
-@_apply(_TRAIN)
+@apply_options(TRAIN_OPTIONS)
 @click.option("--recon-loss", type=click.Choice(["mse", "bce"]), default=None,
               help="Training loss [default: arch, then mse]. bce keeps conv autoencoders on MNIST from collapsing to "
                    "a black image at lr 1e-3; the recon score is the mean squared error either way.")
@@ -101,7 +101,7 @@ def anomaly_cmd(dataset, arch, archs, out, data_dir, split, image_size, protocol
                    verbose=verbose)
     common = dict(archs=archs, data_dir=data_dir, split=split, image_size=image_size, out=out)
     if all_classes:
-        table = run_all_classes(dataset, _arch_key(arch), protocol, score, echo=_warn_router(echo, warn),
+        table = run_all_classes(dataset, arch_key(arch), protocol, score, echo=_warn_router(echo, warn),
                                 **common, **options)
         wall = time.perf_counter() - t0
         if as_json:
@@ -113,7 +113,7 @@ def anomaly_cmd(dataset, arch, archs, out, data_dir, split, image_size, protocol
         click.echo(f"table: {table['path']}")
         click.echo(f"wall time: {wall:.1f} s for {len(table['rows'])} targets")
         return
-    row = run_anomaly(dataset, _arch_key(arch), protocol, target, score, echo=_warn_router(echo, warn),
+    row = run_anomaly(dataset, arch_key(arch), protocol, target, score, echo=_warn_router(echo, warn),
                       **common, **options)
     wall = time.perf_counter() - t0
     if as_json:

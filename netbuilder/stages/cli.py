@@ -2,59 +2,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from typing import Any
 
 import click
 
+from ..cli_options import COMMON_OPTIONS, TRAIN_OPTIONS, apply_options, arch_key
 from ..datasets.cli import dataset_options
-
-_COMMON = [
-    click.option("-d", "--dataset", required=True,
-                 help="Dataset: MNIST, COIL20, DIGITS, FASHION-MNIST, USPS or folder:PATH (case-insensitive)."),
-    click.option("-a", "--arch", default="0", show_default=True,
-                 help="Architecture index or name in the archs file."),
-    click.option("--archs", "archs", type=click.Path(dir_okay=False), default=None,
-                 help="Archs JSON file [default: archs/<dataset>.json]."),
-    click.option("--out", default=".", show_default=True, type=click.Path(file_okay=False),
-                 help="Root for saved_params/, logs/ and plots/."),
-]
-
-_TRAIN = [
-    click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs [default: arch, then built-in]."),
-    click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Batch size [default: arch, then 256]."),
-    click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Learning rate."),
-    click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default=None, help="Adam, or SGD with Nesterov momentum."),
-    click.option("--schedule", type=click.Choice(["none", "cosine", "step"]), default=None, help="Learning-rate schedule."),
-    click.option("--augment/--no-augment", default=None, help="Random shifts/rotations of training batches."),
-    click.option("--seed", type=int, default=0, show_default=True, help="Random seed (runs repeat exactly on CPU)."),
-    click.option("--device", default="auto", show_default=True,
-                 help="auto, cpu, cuda, cuda:N or mps (under torchrun, cuda means each rank's own GPU)."),
-    click.option("--amp/--no-amp", default=None,
-                 help="Mixed precision: float16 with loss scaling on CUDA (bfloat16 autocast on CPU, rarely faster)."),
-    click.option("--progress/--no-progress", default=None, help="Progress bars [default: on a terminal only]."),
-    click.option("--threads", type=click.IntRange(min=1), default=None,
-                 help="CPU threads for torch [default: torch's choice, usually one per core]."),
-]
-
-
-def set_threads(threads: int | None) -> None:
-    """Set torch's CPU thread count (see :func:`netbuilder.stages.context.apply_threads`)."""
-    from .context import apply_threads
-
-    apply_threads(threads)
-
-
-def _apply(options: list[Callable]) -> Callable:
-    def deco(f: Callable) -> Callable:
-        for opt in reversed(options):
-            f = opt(f)
-        return f
-    return deco
-
-
-def _arch_key(arch: str) -> str | int:
-    return int(arch) if arch.isdigit() else arch
-
 
 def _print_metrics(prefix: str, metrics: dict[str, Any]) -> None:
     shown = ", ".join(f"{k.upper()} {v:.4f}" for k, v in metrics.items() if k in ("acc", "nmi", "ari"))
@@ -62,9 +15,9 @@ def _print_metrics(prefix: str, metrics: dict[str, Any]) -> None:
 
 
 @click.command("pretrain")
-@_apply(_COMMON)
+@apply_options(COMMON_OPTIONS)
 @dataset_options
-@_apply(_TRAIN)
+@apply_options(TRAIN_OPTIONS)
 @click.option("--recon-loss", type=click.Choice(["mse", "bce"]), default=None, help="Reconstruction loss [default: mse].")
 @click.option("--eval-every", type=click.IntRange(min=1), default=None, help="Epochs between ACC/NMI probes [default: epochs/10].")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
@@ -76,19 +29,19 @@ def pretrain_cmd(dataset, arch, archs, out, data_dir, split, image_size, seed, d
     """
     from .pretrain import pretrain
 
-    m = pretrain(dataset, _arch_key(arch), archs=archs, data_dir=data_dir, split=split, image_size=image_size,
+    m = pretrain(dataset, arch_key(arch), archs=archs, data_dir=data_dir, split=split, image_size=image_size,
                  out=out, device=device, seed=seed, progress=progress, resume=resume, eval_every=eval_every,
                  threads=threads, **hp)
     _print_metrics("pretrain (autoencoder + k-means)", m["metrics"])
 
 
 @click.command("cluster")
-@_apply(_COMMON)
+@apply_options(COMMON_OPTIONS)
 @dataset_options
 @click.option("--loss", type=click.Choice(["kld", "kmeans", "none"]), default=None,
               help="kld: DEC/IDEC KL loss; kmeans: DCN-style k-means loss; none: k-means on the codes only "
                    "[default: the arch's training.cluster.loss, then kld].")
-@_apply(_TRAIN)
+@apply_options(TRAIN_OPTIONS)
 @click.option("--gamma", type=float, default=None, help="Weight of the KL term (kld) [default: 0.1].")
 @click.option("--lambda", "lambda_", type=float, default=None, help="Weight of the k-means term (kmeans) [default: 0.1].")
 @click.option("--update-interval", type=click.IntRange(min=1), default=None,
@@ -109,14 +62,14 @@ def cluster_cmd(dataset, arch, archs, out, data_dir, split, image_size, loss, se
     from .cluster import cluster
 
     hp["lambda"] = lambda_
-    m = cluster(dataset, _arch_key(arch), loss, archs=archs, data_dir=data_dir, split=split, image_size=image_size,
+    m = cluster(dataset, arch_key(arch), loss, archs=archs, data_dir=data_dir, split=split, image_size=image_size,
                 out=out, device=device, seed=seed, progress=progress, force=force, resume=resume, clusters=clusters,
                 **hp)
     _print_metrics(m["stage"], m["metrics"])
 
 
 @click.command("metrics")
-@_apply(_COMMON)
+@apply_options(COMMON_OPTIONS)
 @dataset_options
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the pixel k-means baseline.")
@@ -125,7 +78,7 @@ def metrics_cmd(dataset, arch, archs, out, data_dir, split, image_size, as_json,
     """Print ACC / NMI / ARI for raw pixels, the pretrained codes and every clustering stage that was run."""
     from .report import format_table, metrics
 
-    rows = metrics(dataset, _arch_key(arch), archs=archs, data_dir=data_dir, split=split, image_size=image_size,
+    rows = metrics(dataset, arch_key(arch), archs=archs, data_dir=data_dir, split=split, image_size=image_size,
                    out=out, seed=seed, pixels=not no_pixels)
     if as_json:
         click.echo(json.dumps(rows, indent=2))

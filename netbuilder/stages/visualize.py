@@ -18,7 +18,7 @@ from ..errors import NetbuilderError, StageError
 from ..metrics import clustering_scores
 from ..train import reconstruct_all
 from ..train.runlog import read_jsonl
-from .cli import _COMMON, _apply, _arch_key
+from ..cli_options import COMMON_OPTIONS, apply_options, arch_key
 from .context import StageContext, prepare
 from .evaluate import subsample
 from .persist import load_array, load_into, load_weights
@@ -205,7 +205,7 @@ def visualize(dataset: str, arch: str | int = 0, *, archs: str | Path | None = N
 
 
 @click.command("visualize")
-@_apply(_COMMON)
+@apply_options(COMMON_OPTIONS)
 @dataset_options
 @click.option("--method", type=click.Choice(list(METHODS)), default="tsne", show_default=True,
               help="2-D embedding: t-SNE (slow, ~20 s for 5000 points) or PCA (instant).")
@@ -219,7 +219,7 @@ def visualize_cmd(dataset, arch, archs, out, data_dir, split, image_size, method
     Needs `netbuilder pretrain` first. Output: <out>/plots/<DATASET>/<arch>/. Example:
     netbuilder visualize -d MNIST -a dcec-l2 --method pca
     """
-    ctx = prepare(dataset, _arch_key(arch), archs=archs, data_dir=data_dir, split=split, image_size=image_size,
+    ctx = prepare(dataset, arch_key(arch), archs=archs, data_dir=data_dir, split=split, image_size=image_size,
                   out=out, device=device, progress=None)
     written = run_visualize(ctx, method=method, n=n, seed=seed, echo=True)
     click.echo(f"wrote {len(written)} plots:")
