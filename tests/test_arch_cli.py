@@ -62,7 +62,7 @@ def test_show_json_writes_out_the_mirror() -> None:
     assert spec["name"] == "dcec-l2"
     assert [l["type"] for l in spec["decoder"]] == ["dense", "reshape", "conv_transpose", "conv_transpose",
                                                     "conv_transpose"]
-    assert spec["decoder"][-1]["activation"] == "sigmoid"
+    assert spec["decoder"][-1]["activation"] == "linear"  # dcec-l2 is trained on MSE
 
 
 def test_validate(tmp_path: Path) -> None:
@@ -71,7 +71,8 @@ def test_validate(tmp_path: Path) -> None:
     assert result.stdout.splitlines() == ["ok   0 dcec-l2 (code 10, 276.0K params)",
                                           "ok   1 original-c5 (code 120, 320.2K params)",
                                           "ok   2 dcec (code 10, 276.0K params)",
-                                          "ok   3 dec-dense (code 10, 3.3M params)"]
+                                          "ok   3 dec-dense (code 10, 3.3M params)",
+                                          "ok   4 dcec-l2-bce (code 10, 276.0K params)"]
     archs = json.loads(Path(LEGACY).read_text())
     archs[1]["layers"][5]["filter_size"] = [9, 9]
     bad = tmp_path / "bad.json"

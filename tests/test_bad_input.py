@@ -296,3 +296,18 @@ def test_corrupt_checkpoint_on_resume(pretrained, tmp_path):
     (stage / "checkpoint.pt").write_bytes(b"PK\x03\x04 not really a zip")
     assert_one_line_error(["pretrain", "-d", "DIGITS", "-a", "0", "--epochs", "2", "--out", str(out),
                            "--no-progress", "--resume"], "checkpoint.pt")
+
+
+def test_bce_with_a_linear_output_is_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from netbuilder.cli import main
+
+    arch = tmp_path / "a.json"
+    arch.write_text('[{"name": "lin", "input_shape": [1, 8, 8], "output_activation": "linear", '
+                    '"encoder": [{"type": "flatten"}, {"type": "dense", "units": 4}]}]')
+    res = CliRunner().invoke(main, ["pretrain", "-d", "DIGITS", "--archs", str(arch), "--recon-loss", "bce",
+                                    "--epochs", "1", "--out", str(tmp_path)])
+    assert res.exit_code == 2
+    assert "bce needs a sigmoid output" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "saved_params").exists() or not any((tmp_path / "saved_params").rglob("manifest.json"))

@@ -49,8 +49,9 @@ _FRACTION = click.FloatRange(min=0, max=1, min_open=True, max_open=True)
               help="Labelled validation part of the training side (--threshold f1/accuracy).")
 @apply_options(TRAIN_OPTIONS)
 @click.option("--recon-loss", type=click.Choice(["mse", "bce"]), default=None,
-              help="Training loss [default: arch, then mse]. bce keeps conv autoencoders on MNIST from collapsing to "
-                   "a black image at lr 1e-3; the recon score is the mean squared error either way.")
+              help="Training loss [default: arch, then mse]. bce needs a sigmoid output (e.g. arch dcec-l2-bce); a "
+                   "sigmoid output trained on mse can saturate at lr 1e-3 and collapse to the mean image. The recon "
+                   "score is the mean squared error either way.")
 @click.option("--cluster-epochs", type=click.IntRange(min=1), default=None,
               help="Epochs of the k-means-loss stage of --score dcca [default: the cluster stage's].")
 @click.option("--plots/--no-plots", default=True, show_default=True, help="Write the plots.")
@@ -65,10 +66,10 @@ def anomaly_cmd(dataset, arch, archs, out, data_dir, split, image_size, protocol
     """Anomaly detection with an autoencoder, under a stated protocol.
 
     \b
-    Examples (the two MNIST tables; --recon-loss bce: with mse at lr 1e-3 the dcec archs can collapse):
-      netbuilder anomaly -d MNIST -a dcec-l2 --protocol one-class --all-classes --recon-loss bce
-      netbuilder anomaly -d MNIST --split test -a dcec-l2 --protocol contaminated --anomaly-ratio 0.05 \\
-          --contamination 0.05 --score cosine --all-classes --recon-loss bce
+    Examples (the two MNIST tables of README):
+      netbuilder anomaly -d MNIST -a dcec-l2 --protocol one-class --all-classes
+      netbuilder anomaly -d MNIST --split test -a dcec-l2 --protocol contaminated --anomaly-ratio 0.01 \\
+          --contamination 0.01 --score cosine --all-classes
       netbuilder anomaly -d folder:cracks --archs my_archs.json --protocol one-class --target Negative
       netbuilder anomaly -d folder:new_images --model saved_params/.../anomaly-one-class-Negative-recon
 

@@ -177,7 +177,7 @@ class AutoencoderAnomalyDetector(BaseEstimator):
         """
         from .. import distributed
         from ..stages.context import PRETRAIN_DEFAULTS, resolve_hparams
-        from ..stages.pretrain import loop_config, reconstruction_loss
+        from ..stages.pretrain import check_recon_loss, loop_config, reconstruction_loss
 
         distributed.init_from_env()  # under torchrun: train as one of the ranks
         score = self._check_score()
@@ -193,6 +193,7 @@ class AutoencoderAnomalyDetector(BaseEstimator):
                      "optimizer": self.optimizer, "schedule": self.schedule, "augment": self.augment,
                      "recon_loss": self.recon_loss, "amp": self.amp}
         hp = resolve_hparams(overrides, arch.spec.get("training"), PRETRAIN_DEFAULTS)
+        check_recon_loss(hp["recon_loss"], arch.spec)
         seed_everything(int(self.seed))
         model = build_autoencoder(arch.spec, input_shape=tuple(X.shape[1:]))
         if score == "cosine" and not model.l2_normalized:

@@ -18,7 +18,7 @@ def _print_metrics(prefix: str, metrics: dict[str, Any]) -> None:
 @apply_options(COMMON_OPTIONS)
 @dataset_options
 @apply_options(TRAIN_OPTIONS)
-@click.option("--recon-loss", type=click.Choice(["mse", "bce"]), default=None, help="Reconstruction loss [default: mse].")
+@click.option("--recon-loss", type=click.Choice(["mse", "bce"]), default=None, help="Reconstruction loss [default: arch, then mse]; bce needs a sigmoid output.")
 @click.option("--eval-every", type=click.IntRange(min=1), default=None, help="Epochs between ACC/NMI probes [default: epochs/10].")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
 def pretrain_cmd(dataset, arch, archs, out, data_dir, split, image_size, seed, device, progress, resume,

@@ -37,6 +37,14 @@ def reconstruction_loss(kind: str):
     raise NetbuilderError(f"Invalid value for argument `recon_loss`. Expected mse or bce. Received recon_loss={kind!r}.")
 
 
+def check_recon_loss(kind: str, spec: dict[str, Any]) -> None:
+    """BCE needs outputs in (0, 1): refuse it for an arch whose output activation is not a sigmoid."""
+    out = spec.get("output_activation", "sigmoid")
+    if kind == "bce" and out != "sigmoid":
+        raise NetbuilderError(f"Invalid value for argument `recon_loss`. bce needs a sigmoid output; arch "
+                              f"'{spec.get('name')}' has output_activation {out!r}. Use --recon-loss mse.")
+
+
 def loop_config(hp: dict[str, Any], seed: int, progress: bool | None) -> LoopConfig:
     """The loop settings from resolved hyperparameters (non-finite or non-positive values are one-line errors)."""
     import math
@@ -139,6 +147,7 @@ def interrupted_message(stage_cmd: str, checkpoint: Any, ctx: StageContext) -> s
 def _run_pretrain(ctx: StageContext, *, seed: int, progress: bool | None, resume: bool,
                   eval_every: int | None, echo: bool, **overrides: Any) -> dict[str, Any]:
     hp = resolve_hparams(overrides, ctx.spec.get("training"), PRETRAIN_DEFAULTS)
+    check_recon_loss(hp["recon_loss"], ctx.spec)
     seed_everything(seed)
     model = build_model_checked(ctx).to(ctx.device)
     out_dir = ctx.ws.stage_dir(STAGE)
