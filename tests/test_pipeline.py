@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from netbuilder.cli import main
-from netbuilder.errors import StageError
+from netbuilder.errors import NetbuilderError, StageError
 from netbuilder.stages.cluster import cluster
 from netbuilder.stages.pretrain import pretrain
 from netbuilder.stages.report import metrics
@@ -96,3 +96,20 @@ def test_top_level_python_api_names_the_stage_functions():
     assert netbuilder.pretrain is pretrain and netbuilder.cluster is cluster and netbuilder.run is run_all
     with pytest.raises(AttributeError):
         netbuilder.no_such_thing
+
+
+def test_arch_manifold_default_applies_to_loss_none_only(tmp_path):
+    # An arch whose training section asks for UMAP with its default --loss none (as MNIST's dcec-l2 does): an
+    # explicit kmeans loss must still run (the manifold step is not combined with a clustering loss).
+    from pathlib import Path
+
+    spec = json.loads((Path(__file__).resolve().parents[1] / "archs" / "digits.json").read_text())[1]
+    spec["training"]["cluster"] = {"loss": "none", "manifold": "umap"}
+    archs = tmp_path / "a.json"
+    archs.write_text(json.dumps([spec]))
+    pretrain("DIGITS", 0, archs=str(archs), out=str(tmp_path), epochs=2, echo=False, progress=False)
+    m = cluster("DIGITS", 0, "kmeans", archs=str(archs), out=str(tmp_path), epochs=1, echo=False, progress=False)
+    assert m["hyperparameters"]["manifold"] == "none" and m["metrics"]["acc"] > 0.3
+    with pytest.raises(NetbuilderError, match="final clustering step"):
+        cluster("DIGITS", 0, "kld", archs=str(archs), out=str(tmp_path), epochs=1, manifold="umap", echo=False,
+                progress=False)

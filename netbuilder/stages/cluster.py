@@ -91,6 +91,9 @@ def _run_cluster(ctx: StageContext, loss: str, *, seed: int, progress: bool | No
     model, pre_manifest = load_pretrained(ctx, force=force)
     section = dict((ctx.spec.get("training") or {}).get("cluster") or {})
     hp = resolve_hparams({**overrides, "loss": loss}, section, CLUSTER_DEFAULTS)
+    if loss != "none" and overrides.get("manifold") is None:
+        # The arch's manifold step belongs to its default final clustering (--loss none), not to kld/kmeans.
+        hp["manifold"] = "none"
     hp["recon_loss"] = pre_manifest["hyperparameters"].get("recon_loss", "mse")
     k = clusters or ctx.n_clusters
     alpha = float((ctx.spec.get("clustering") or {}).get("alpha", 1.0))
