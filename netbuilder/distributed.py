@@ -12,7 +12,7 @@ Under ``torchrun --nproc_per_node N -m netbuilder ...`` every rank runs the same
 
 Backends: gloo for CPU tensors, NCCL for CUDA tensors (``cpu:gloo,cuda:nccl`` when CUDA is present).
 Model weights stay identical on every rank because every rank applies the same averaged gradient; buffers
-(batch-norm statistics) are broadcast from rank 0 before every whole-dataset pass.
+(batch-norm statistics) are broadcast from rank 0 after every step.
 """
 from __future__ import annotations
 
@@ -143,7 +143,7 @@ def average_gradients(params: Iterable[nn.Parameter], weight: float) -> None:
         n = p.numel()
         chunk = flat[offset:offset + n].view(p.shape)
         if p.grad is None:
-            p.grad = chunk.clone().to(memory_format=torch.preserve_format)
+            p.grad = chunk.clone()
         else:
             p.grad.copy_(chunk)
         offset += n

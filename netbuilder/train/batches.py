@@ -117,7 +117,7 @@ class BatchSource:
                 self._rows_since_release = 0
         else:
             assert self.data is not None
-            rows = self.data[idx.to(self.data.device)] if self.data.device.type != "cpu" else self.data[idx]
+            rows = self.data[idx.to(self.data.device)]
             if self.device.type == "cuda" and rows.device.type == "cpu":
                 rows = rows.pin_memory()
         return to_float_batch(rows, self.device, self.channels_last)

@@ -177,7 +177,8 @@ def train(model: nn.Module, images: np.ndarray | torch.Tensor, loss_fn: LossFn, 
     if multi:
         # Every rank starts from rank 0's weights (the same seed gives the same ones; this makes it certain).
         distributed.broadcast_module(model)
-        distributed.broadcast_tensors(params)
+        in_model = {id(p) for p in model.parameters()}
+        distributed.broadcast_tensors([p for p in params if id(p) not in in_model])  # e.g. a clustering head
 
     def _save(epoch: int) -> None:
         if checkpoint is not None:
@@ -206,8 +207,8 @@ def train(model: nn.Module, images: np.ndarray | torch.Tensor, loss_fn: LossFn, 
                     if multi:
                         if len(idx) < world:
                             continue
-                        share = len(idx[rank::world]) / len(idx)
-                        idx = idx[rank::world]
+                        mine = idx[rank::world]
+                        share, idx = len(mine) / len(idx), mine
                     idx = source.prepare_index(idx)
                     x = source.batch(idx)
                     if cfg.augment:
