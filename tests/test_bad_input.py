@@ -311,3 +311,30 @@ def test_bce_with_a_linear_output_is_one_line(tmp_path):
     assert res.exit_code == 2
     assert "bce needs a sigmoid output" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "saved_params").exists() or not any((tmp_path / "saved_params").rglob("manifest.json"))
+
+
+HUGE = '[{"name": "huge", "input_shape": [1, 8, 8], "encoder": [{"type": "flatten"}, {"type": "dense", "units": 10000000}]}]'
+
+
+@pytest.mark.parametrize("command", [
+    ["pretrain", "-d", "DIGITS", "--epochs", "1"],
+    ["anomaly", "-d", "DIGITS", "--protocol", "one-class", "--target", "0", "--epochs", "1", "--no-plots"],
+])
+def test_absurd_arch_size_is_refused_before_allocating(tmp_path, command):
+    # 64 × 10M weights in the encoder and again in the decoder: over 1e9 parameters (4 GB) would be allocated
+    arch = tmp_path / "a.json"
+    arch.write_text(HUGE)
+    line = assert_one_line_error(command + ["--archs", str(arch), "--out", str(tmp_path / "o"), "--no-progress"],
+                                 "huge", "parameters", "500,000,000")
+    assert "1,2" in line or "1,3" in line  # the count itself is shown
+    assert no_outputs(tmp_path / "o")
+
+
+def test_builder_refuses_absurd_sizes():
+    from netbuilder.arch import NetworkBuilder
+    from netbuilder.errors import ArchError
+
+    builder = NetworkBuilder(json.loads(HUGE)[0])
+    assert builder.dry_run().params > 500_000_000  # the plan itself allocates nothing
+    with pytest.raises(ArchError, match="would have .* parameters"):
+        builder.build()

@@ -90,7 +90,7 @@ def _check(obj) -> None:
             for spec in specs:
                 _, plan = resolve_spec(spec, input_shape=SHAPE)
                 if plan.params > MAX_PARAMS:
-                    continue  # the stages refuse such sizes before allocating (pretrain.MAX_PARAMS)
+                    continue  # the builder refuses such sizes before allocating (arch.builder.MAX_PARAMS)
                 model = build_autoencoder(spec, input_shape=SHAPE)
                 with torch.no_grad():
                     x_hat, z = model(torch.rand(2, *SHAPE))

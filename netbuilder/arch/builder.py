@@ -3,9 +3,12 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from ..errors import ArchError
 from .model import Autoencoder
 from .plan import Plan
 from .spec import resolve_with_context
+
+MAX_PARAMS = 500_000_000  # 2 GB of float32 weights, ~8 GB with Adam state and gradients
 
 
 class NetworkBuilder:
@@ -28,7 +31,12 @@ class NetworkBuilder:
         return self.plan
 
     def build(self) -> Autoencoder:
-        """A freshly initialised autoencoder."""
+        """A freshly initialised autoencoder; refuses more than :data:`MAX_PARAMS` parameters before allocating
+        (a one-line error rather than an out-of-memory crash)."""
+        n = int(self.plan.params)
+        if n > MAX_PARAMS:
+            raise ArchError(f"arch '{self.spec.get('name', '?')}' would have {n:,} parameters "
+                            f"(more than {MAX_PARAMS:,}); check the layer sizes")
         return Autoencoder(self.spec, self.plan)
 
 
