@@ -90,6 +90,11 @@ def test_all_classes_json_table(cracks, tmp_path):
     assert table["mean"]["auc"] == pytest.approx(np.mean([r["auc"] for r in table["rows"]]))
     assert table["wall_time_s"] >= 0 and all(r["threshold_method"] == "f1" for r in table["rows"])
     assert Path(table["path"]).is_file()
+    # the table records how it was made: the resolved training settings with the command-line override
+    saved = json.loads(Path(table["path"]).read_text())
+    assert saved["hyperparameters"]["epochs"] == 5 and "batch_size" in saved["hyperparameters"]
+    assert saved["options"]["contamination"] == pytest.approx(0.1) and saved["split"] == "all"
+    assert all("hyperparameters" not in r for r in saved["rows"])
 
 
 def test_text_table_and_contaminated_centroid(cracks, tmp_path):

@@ -69,7 +69,7 @@ def anomaly_cmd(dataset, arch, archs, out, data_dir, split, image_size, protocol
     Examples (the two MNIST tables of README):
       netbuilder anomaly -d MNIST -a dcec-l2 --protocol one-class --all-classes
       netbuilder anomaly -d MNIST --split test -a dcec-l2 --protocol contaminated --anomaly-ratio 0.01 \\
-          --contamination 0.01 --score cosine --all-classes
+          --contamination 0.01 --score cosine --all-classes --epochs 100
       netbuilder anomaly -d folder:cracks --archs my_archs.json --protocol one-class --target Negative
       netbuilder anomaly -d folder:new_images --model saved_params/.../anomaly-one-class-Negative-recon
 

@@ -181,7 +181,8 @@ def run_target(inputs: Inputs, protocol: str, target: str | int | None, score: s
             "output_variation": round(detector.output_variation_, 4),
             "n_train": int(len(split.train_images)), "n_test": int(metrics["n"]),
             "n_anomalies": metrics.get("n_anomalies"), "flagged": metrics["flagged"], "seconds": round(seconds, 2),
-            "dir": str(out_dir), "plots": {k: str(v) for k, v in plot_files.items()}, "metrics": metrics}
+            "dir": str(out_dir), "plots": {k: str(v) for k, v in plot_files.items()}, "metrics": metrics,
+            "hyperparameters": detector.hyperparameters_}
 
 
 def _manifest(inputs: Inputs, split: ProtocolSplit, det: AutoencoderAnomalyDetector, metrics: dict[str, Any],
@@ -240,6 +241,9 @@ def run_anomaly(dataset: str, arch: str | int = 0, protocol: str = "one-class", 
     return run_target(inputs, protocol, target, score, echo=echo, **options)
 
 
+_TABLE_OPTIONS = ("contamination", "anomaly_ratio", "clusters", "test_fraction", "val_fraction", "cluster_epochs")
+
+
 def run_all_classes(dataset: str, arch: str | int = 0, protocol: str = "one-class", score: str = "recon", *,
                     archs: str | None = None, data_dir: str | None = None, split: str = "all",
                     image_size: int | None = None, out: str = ".", echo: Echo | None = None,
@@ -266,7 +270,10 @@ def run_all_classes(dataset: str, arch: str | int = 0, protocol: str = "one-clas
     wall = time.perf_counter() - t0
     table = {"dataset": inputs.data.name, "arch": inputs.spec["name"], "protocol": protocol, "score": score,
              "threshold": str(options.get("threshold", "contamination")), "seed": options.get("seed", 0),
-             "rows": [{k: v for k, v in r.items() if k not in ("metrics", "plots")} for r in rows],
+             "split": inputs.data.split, "options": {k: options.get(k) for k in _TABLE_OPTIONS},
+             # the same for every target: the resolved training settings (arch defaults + command-line overrides)
+             "hyperparameters": rows[0]["hyperparameters"] if rows else {},
+             "rows": [{k: v for k, v in r.items() if k not in ("metrics", "plots", "hyperparameters")} for r in rows],
              "mean": mean_row(rows), "wall_time_s": round(wall, 1)}
     path = inputs.ws.stage_dir(f"anomaly-{protocol}-all-{score}") / "table.json"
     write_json(path, table)
