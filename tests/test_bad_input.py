@@ -325,7 +325,7 @@ def test_absurd_arch_size_is_refused_before_allocating(tmp_path, command):
     arch = tmp_path / "a.json"
     arch.write_text(HUGE)
     line = assert_one_line_error(command + ["--archs", str(arch), "--out", str(tmp_path / "o"), "--no-progress"],
-                                 "huge", "parameters", "500,000,000")
+                                 "a.json", "huge", "parameters", "500,000,000")
     assert "1,2" in line or "1,3" in line  # the count itself is shown
     assert no_outputs(tmp_path / "o")
 

@@ -195,7 +195,7 @@ class AutoencoderAnomalyDetector(BaseEstimator):
         hp = resolve_hparams(overrides, arch.spec.get("training"), PRETRAIN_DEFAULTS)
         check_recon_loss(hp["recon_loss"], arch.spec)
         seed_everything(int(self.seed))
-        model = build_autoencoder(arch.spec, input_shape=tuple(X.shape[1:]))
+        model = build_autoencoder(arch.spec, input_shape=tuple(X.shape[1:]), source=arch.file)
         if score == "cosine" and not model.l2_normalized:
             raise NetbuilderError(self._not_l2_message(arch))
         t0 = time.perf_counter()

@@ -18,8 +18,10 @@ class NetworkBuilder:
     is re-planned for it and errors still name the arch and the JSON path.
     """
 
-    def __init__(self, spec: dict[str, Any], input_shape: Iterable[int] | None = None) -> None:
+    def __init__(self, spec: dict[str, Any], input_shape: Iterable[int] | None = None,
+                 source: str | None = None) -> None:
         self.spec, self.plan = resolve_with_context(spec, input_shape=tuple(input_shape) if input_shape else None)
+        self.source = source  # the archs file, named in errors raised by build()
 
     @property
     def resolved(self) -> dict[str, Any]:
@@ -35,11 +37,15 @@ class NetworkBuilder:
         (a one-line error rather than an out-of-memory crash)."""
         n = int(self.plan.params)
         if n > MAX_PARAMS:
-            raise ArchError(f"arch '{self.spec.get('name', '?')}' would have {n:,} parameters "
+            count = f"{n:,}" if n < 10**15 else f"about 10^{len(str(n)) - 1}"
+            where = f"{self.source}: " if self.source else ""
+            raise ArchError(f"{where}arch '{self.spec.get('name', '?')}' would have {count} parameters "
                             f"(more than {MAX_PARAMS:,}); check the layer sizes")
         return Autoencoder(self.spec, self.plan)
 
 
-def build_autoencoder(spec: dict[str, Any], input_shape: tuple[int, ...] | None = None) -> Autoencoder:
-    """Build the autoencoder of ``spec``, optionally for another ``input_shape``. Errors are one-line ArchErrors."""
-    return NetworkBuilder(spec, input_shape).build()
+def build_autoencoder(spec: dict[str, Any], input_shape: tuple[int, ...] | None = None,
+                      source: str | None = None) -> Autoencoder:
+    """Build the autoencoder of ``spec``, optionally for another ``input_shape``. Errors are one-line ArchErrors
+    (naming ``source``, the archs file, when given)."""
+    return NetworkBuilder(spec, input_shape, source=source).build()

@@ -51,7 +51,7 @@ class StageContext:
 
     def build_model(self):
         """A fresh autoencoder for this arch, shaped for this dataset's images."""
-        return build_autoencoder(self.spec, input_shape=tuple(self.dataset.shape))
+        return build_autoencoder(self.spec, input_shape=tuple(self.dataset.shape), source=str(self.arch_file))
 
     def dataset_record(self) -> dict[str, Any]:
         """What a manifest says about the data."""
