@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import shutil
 import struct
 from pathlib import Path
@@ -313,20 +314,14 @@ def test_bce_with_a_linear_output_is_one_line(tmp_path):
     assert not (tmp_path / "saved_params").exists() or not any((tmp_path / "saved_params").rglob("manifest.json"))
 
 
-HUGE = '[{"name": "huge", "input_shape": [1, 8, 8], "encoder": [{"type": "flatten"}, {"type": "dense", "units": 10000000}]}]'
-
-
-@pytest.mark.parametrize("command", [
-    ["pretrain", "-d", "DIGITS", "--epochs", "1"],
-    ["anomaly", "-d", "DIGITS", "--protocol", "one-class", "--target", "0", "--epochs", "1", "--no-plots"],
-])
-def test_absurd_arch_size_is_refused_before_allocating(tmp_path, command):
-    # 64 × 10M weights in the encoder and again in the decoder: over 1e9 parameters (4 GB) would be allocated
-    arch = tmp_path / "a.json"
-    arch.write_text(HUGE)
-    line = assert_one_line_error(command + ["--archs", str(arch), "--out", str(tmp_path / "o"), "--no-progress"],
-                                 "a.json", "huge", "parameters", "500,000,000")
-    assert "1,2" in line or "1,3" in line  # the count itself is shown
+def test_absurd_arch_size_is_refused_before_allocating_in_anomaly(tmp_path):
+    # pretrain is covered by the huge_* cases above; anomaly builds its model through the same builder
+    path = tmp_path / "huge_units.json"
+    path.write_bytes(BAD_ARCHS["huge_units"])
+    line = assert_one_line_error(["anomaly", "-d", "DIGITS", "--protocol", "one-class", "--target", "0", "--epochs", "1",
+                                  "--no-plots", "--archs", str(path), "--out", str(tmp_path / "o"), "--no-progress"],
+                                 path.name, "parameters", "500,000,000")
+    assert re.search(r"would have [\d,]+ parameters", line)  # the count itself is shown
     assert no_outputs(tmp_path / "o")
 
 
@@ -334,7 +329,7 @@ def test_builder_refuses_absurd_sizes():
     from netbuilder.arch import NetworkBuilder
     from netbuilder.errors import ArchError
 
-    builder = NetworkBuilder(json.loads(HUGE)[0])
+    builder = NetworkBuilder(json.loads(BAD_ARCHS["huge_units"])[0])
     assert builder.dry_run().params > 500_000_000  # the plan itself allocates nothing
     with pytest.raises(ArchError, match="would have .* parameters"):
         builder.build()

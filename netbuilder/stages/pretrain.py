@@ -33,7 +33,6 @@ def reconstruction_loss(kind: str):
         return F.mse_loss
     if kind == "bce":
         return _bce
-    from ..errors import NetbuilderError
     raise NetbuilderError(f"Invalid value for argument `recon_loss`. Expected mse or bce. Received recon_loss={kind!r}.")
 
 
@@ -91,8 +90,6 @@ def build_model_checked(ctx: StageContext):
     before allocating, with an ArchError)."""
     try:
         return ctx.build_model()
-    except NetbuilderError:
-        raise
     except (MemoryError, OverflowError) as exc:
         raise StageError(f"{ctx.arch_file}: arch '{ctx.arch_name}' is too large to build ({type(exc).__name__})") from None
     except (RuntimeError, TypeError) as exc:
