@@ -14,7 +14,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 __all__ = ["pretrain", "cluster", "metrics", "visualize", "run", "build_autoencoder", "load_arch_file",
-           "load_dataset", "AutoencoderAnomalyDetector", "NetbuilderError"]
+           "load_dataset", "AutoencoderAnomalyDetector", "DeepClustering", "NetbuilderError"]
 
 # Imported on first use: `import netbuilder` stays cheap (no torch) for tools that only read manifests.
 _LAZY = {
@@ -27,6 +27,7 @@ _LAZY = {
     "load_arch_file": ("netbuilder.arch", "load_arch_file"),
     "load_dataset": ("netbuilder.datasets", "load_dataset"),
     "AutoencoderAnomalyDetector": ("netbuilder.anomaly", "AutoencoderAnomalyDetector"),
+    "DeepClustering": ("netbuilder.core.estimator", "DeepClustering"),
     "NetbuilderError": ("netbuilder.errors", "NetbuilderError"),
 }
 

@@ -1,9 +1,16 @@
-"""Command-line options shared by the stage, anomaly and visualize commands (one definition each)."""
+"""Command-line options shared by the stage, anomaly and visualize commands (one definition each).
+
+Hyperparameter options are generated from the settings declarations in :mod:`netbuilder.settings` (and the
+clustering objectives' own settings), so an option's type, range and help have one owner.
+"""
 from __future__ import annotations
 
-from typing import Callable
+import keyword
+from typing import Any, Callable
 
 import click
+
+from .settings import Setting, SettingsGroup
 
 COMMON_OPTIONS = [
     click.option("-d", "--dataset", required=True,
@@ -16,22 +23,44 @@ COMMON_OPTIONS = [
                  help="Root for saved_params/, logs/ and plots/."),
 ]
 
-TRAIN_OPTIONS = [
-    click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs [default: arch, then built-in]."),
-    click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Batch size [default: arch, then 256]."),
-    click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Learning rate."),
-    click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default=None, help="Adam, or SGD with Nesterov momentum."),
-    click.option("--schedule", type=click.Choice(["none", "cosine", "step"]), default=None, help="Learning-rate schedule."),
-    click.option("--augment/--no-augment", default=None, help="Random shifts/rotations of training batches."),
+# Options of a run that are not hyperparameters (they are not recorded as settings of the arch).
+RUN_OPTIONS = [
     click.option("--seed", type=int, default=0, show_default=True, help="Random seed (runs repeat exactly on CPU)."),
     click.option("--device", default="auto", show_default=True,
                  help="auto, cpu, cuda, cuda:N or mps (under torchrun, cuda means each rank's own GPU)."),
-    click.option("--amp/--no-amp", default=None,
-                 help="Mixed precision: float16 with loss scaling on CUDA (bfloat16 autocast on CPU, rarely faster)."),
     click.option("--progress/--no-progress", default=None, help="Progress bars [default: on a terminal only]."),
     click.option("--threads", type=click.IntRange(min=1), default=None,
-                 help="CPU threads for torch [default: torch's choice, usually one per core]."),
+                 help="CPU threads for torch [default: the arch's training.threads, then torch's choice]."),
 ]
+
+
+def _param(name: str) -> str:
+    return name + "_" if keyword.iskeyword(name) else name
+
+
+def setting_option(s: Setting) -> Callable:
+    """The click option of one setting: its type and range, and help naming where the default comes from."""
+    help_text = f"{s.help} [default: the arch's, then {s.default}]"
+    if s.kind is bool:
+        flag = s.option
+        return click.option(f"{flag}/--no-{flag[2:]}", _param(s.name), default=None, help=help_text)
+    if s.choices is not None:
+        kind: Any = click.Choice(list(s.choices))
+    elif s.kind is int:
+        kind = click.IntRange(min=s.minimum, max=s.maximum, min_open=s.exclusive_min, max_open=s.exclusive_max)
+    else:
+        kind = click.FloatRange(min=s.minimum, max=s.maximum, min_open=s.exclusive_min, max_open=s.exclusive_max)
+    return click.option(s.option, _param(s.name), type=kind, default=None, help=help_text)
+
+
+def settings_options(group: SettingsGroup, exclude: tuple[str, ...] = ()) -> list[Callable]:
+    """One click option per setting of ``group`` (generated: the settings own defaults, ranges and help)."""
+    return [setting_option(s) for s in group if s.name not in exclude]
+
+
+def pop_settings(kwargs: dict[str, Any], group: SettingsGroup) -> dict[str, Any]:
+    """Take ``group``'s settings out of a command's keyword arguments (None: not given on the command line)."""
+    return {s.name: kwargs.pop(_param(s.name)) for s in group if _param(s.name) in kwargs}
 
 
 def set_threads(threads: int | None) -> None:

@@ -23,8 +23,17 @@ _PAD = 2  # pixels of blank space between tiles of an image strip
 # Record fields of the epoch logs that are bookkeeping, not loss parts.
 _META_KEYS = {"stage", "epoch", "step", "lr", "seconds", "images_per_s", "acc", "nmi", "ari", "clusters",
               "degenerate"}
-_LOSS_TITLES = {"loss": "total loss", "rec": "reconstruction loss", "kl": "KL term (DEC target)",
-                "kmeans": "k-means term"}
+_BASE_LOSS_TITLES = {"loss": "total loss", "rec": "reconstruction loss"}
+
+
+def _loss_titles() -> dict[str, str]:
+    """Titles of the loss parts in epoch logs: the reconstruction parts, then each clustering objective's."""
+    from .core.objectives import OBJECTIVES
+
+    out = dict(_BASE_LOSS_TITLES)
+    for cls in OBJECTIVES.values():
+        out.update(cls.loss_titles)
+    return out
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -499,13 +508,14 @@ def training_curves(records_by_stage: Mapping[str, Sequence[Mapping[str, Any]]],
             for k, v in r.items():
                 if k not in _META_KEYS and _is_number(v) and k not in loss_keys:
                     loss_keys.append(k)
-    loss_keys.sort(key=lambda k: (list(_LOSS_TITLES).index(k) if k in _LOSS_TITLES else 99, k))
+    titles = _loss_titles()
+    loss_keys.sort(key=lambda k: (list(titles).index(k) if k in titles else 99, k))
     metric_keys = [k for k in ("acc", "nmi") if any(_is_number(r.get(k)) for recs in stages.values() for r in recs)]
     # A stage whose only loss is "loss" (pretrain) is pure reconstruction: draw it on the reconstruction
     # panel too, so that panel shows whether clustering degrades the reconstructions.
     rec_alias = {s: "loss" if "rec" in loss_keys and not any(
         k in r for r in recs for k in loss_keys if k != "loss") else "rec" for s, recs in stages.items()}
-    panels = [(k, _LOSS_TITLES.get(k, k)) for k in loss_keys] + [(k, k.upper()) for k in metric_keys]
+    panels = [(k, titles.get(k, k)) for k in loss_keys] + [(k, k.upper()) for k in metric_keys]
 
     ncols = min(3, len(panels))
     nrows = math.ceil(len(panels) / ncols)

@@ -10,7 +10,7 @@ import torch
 from netbuilder.anomaly import protocols
 from netbuilder.anomaly.protocols import make_split, resolve_target
 from netbuilder.anomaly.report import evaluate, format_table, mean_row
-from netbuilder.anomaly.scores import (centroid_distance, cluster_distance, cosine_score, normal_cluster,
+from netbuilder.core.scores import (centroid_distance, cluster_distance, cosine_score, normal_cluster,
                                        error_vs_mean_image, output_variation, reconstruction_error, score_statistics)
 from netbuilder.datasets import Dataset
 from netbuilder.errors import NetbuilderError

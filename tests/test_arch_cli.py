@@ -105,3 +105,23 @@ def test_schema_command_prints_the_schema() -> None:
     result = _run("arch", "schema")
     assert result.exit_code == 0
     assert json.loads(result.stdout) == arch_schema()
+
+
+def test_validate_applies_cross_field_rules(tmp_path: Path) -> None:
+    base = {"input_shape": [1, 8, 8], "encoder": [{"type": "flatten"}, {"type": "dense", "units": 4}]}
+    bad = tmp_path / "rules.json"
+    bad.write_text(json.dumps([
+        {**base, "name": "bce-linear", "output_activation": "linear", "training": {"recon_loss": "bce"}},
+        {**base, "name": "umap-kld", "training": {"cluster": {"loss": "kld", "manifold": "umap"}}},
+        {**base, "name": "fine", "output_activation": "sigmoid", "training": {"recon_loss": "bce"}}]))
+    result = _run("arch", "validate", str(bad))
+    assert result.exit_code == 2
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("FAIL 0 bce-linear: /training/recon_loss: Invalid value for argument `recon_loss`. "
+                               "bce needs a sigmoid output")
+    assert lines[1] == "FAIL 1 umap-kld: /training/cluster/manifold: manifold umap is a final clustering step: use " \
+                       "it with loss none (got loss kld)"
+    assert lines[2].startswith("ok   2 fine")
+    result = _run("arch", "show", str(bad))
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert f'{bad}: arch 0 "bce-linear": /training/recon_loss:' in result.stderr

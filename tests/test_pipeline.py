@@ -85,7 +85,7 @@ def test_manifold_step_sharpens_clusters_of_l2_codes(tmp_path):
 def test_manifold_requires_loss_none(tmp_path):
     pretrain("DIGITS", 0, out=str(tmp_path), epochs=1, echo=False, progress=False)
     from netbuilder.errors import NetbuilderError
-    with pytest.raises(NetbuilderError, match="use it with --loss none"):
+    with pytest.raises(NetbuilderError, match="use it with loss none"):
         cluster("DIGITS", 0, "kld", out=str(tmp_path), manifold="umap", echo=False, progress=False)
 
 
@@ -109,7 +109,7 @@ def test_arch_manifold_default_applies_to_loss_none_only(tmp_path):
     archs.write_text(json.dumps([spec]))
     pretrain("DIGITS", 0, archs=str(archs), out=str(tmp_path), epochs=2, echo=False, progress=False)
     m = cluster("DIGITS", 0, "kmeans", archs=str(archs), out=str(tmp_path), epochs=1, echo=False, progress=False)
-    assert m["hyperparameters"]["manifold"] == "none" and m["metrics"]["acc"] > 0.3
+    assert "manifold" not in m["hyperparameters"] and m["metrics"]["acc"] > 0.3
     with pytest.raises(NetbuilderError, match="final clustering step"):
         cluster("DIGITS", 0, "kld", archs=str(archs), out=str(tmp_path), epochs=1, manifold="umap", echo=False,
                 progress=False)

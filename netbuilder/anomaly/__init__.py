@@ -6,13 +6,13 @@ Public API:
   ``predict``, ``decision_scores_``, ``threshold_``, ``labels_``; ``save``/``load``).
 * :func:`run_anomaly`, :func:`run_all_classes` — one protocol run (or one per target class) on a named
   dataset, with files, plots and a report, as ``netbuilder anomaly`` does.
-* :mod:`~netbuilder.anomaly.scores`, :mod:`~netbuilder.anomaly.threshold`,
+* :mod:`~netbuilder.core.scores`, :mod:`~netbuilder.anomaly.threshold`,
   :mod:`~netbuilder.anomaly.protocols`, :mod:`~netbuilder.anomaly.report` — the pure parts.
 """
 from .estimator import AutoencoderAnomalyDetector, TrainingCollapseWarning, check_images
 from .protocols import PROTOCOLS, ProtocolSplit, make_split
 from .report import evaluate
-from .scores import SCORES, centroid_distance, cluster_distance, cosine_score, reconstruction_error
+from ..core.scores import SCORES, centroid_distance, cluster_distance, cosine_score, reconstruction_error
 from .threshold import Threshold, ThresholdWarning, best_threshold, contamination_threshold, select_threshold
 
 

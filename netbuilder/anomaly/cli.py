@@ -8,13 +8,14 @@ import click
 
 from ..datasets.cli import dataset_options
 from ..errors import NetbuilderError
-from ..cli_options import COMMON_OPTIONS, TRAIN_OPTIONS, apply_options, arch_key, set_threads
+from ..cli_options import COMMON_OPTIONS, RUN_OPTIONS, apply_options, arch_key, pop_settings, set_threads, settings_options
+from ..settings import PRETRAIN
 from .protocols import PROTOCOLS, TEST_FRACTION, VAL_FRACTION
 from .report import format_table, summary_line
-from .scores import SCORES
+from ..core.scores import SCORES
 
-# The training options of the shared TRAIN_OPTIONS list (and --recon-loss) that the detector takes.
-TRAIN_KEYS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "augment", "recon_loss", "amp")
+# The detector trains in memory: there is no checkpoint to resume.
+NOT_FOR_DETECTOR = ("checkpoint_every",)
 _FRACTION = click.FloatRange(min=0, max=1, min_open=True, max_open=True)
 
 
@@ -47,11 +48,8 @@ _FRACTION = click.FloatRange(min=0, max=1, min_open=True, max_open=True)
               help="Held-out test part for datasets without a train/test split (one-class).")
 @click.option("--val-fraction", type=_FRACTION, default=VAL_FRACTION, show_default=True,
               help="Labelled validation part of the training side (--threshold f1/accuracy).")
-@apply_options(TRAIN_OPTIONS)
-@click.option("--recon-loss", type=click.Choice(["mse", "bce"]), default=None,
-              help="Training loss [default: arch, then mse]. bce needs a sigmoid output (e.g. arch dcec-l2-bce); a "
-                   "sigmoid output trained on mse can saturate at lr 1e-3 and collapse to the mean image. The recon "
-                   "score is the mean squared error either way.")
+@apply_options(RUN_OPTIONS)
+@apply_options(settings_options(PRETRAIN, exclude=NOT_FOR_DETECTOR))
 @click.option("--cluster-epochs", type=click.IntRange(min=1), default=None,
               help="Epochs of the k-means-loss stage of --score dcca [default: the cluster stage's].")
 @click.option("--plots/--no-plots", default=True, show_default=True, help="Write the plots.")
@@ -80,10 +78,7 @@ def anomaly_cmd(dataset, arch, archs, out, data_dir, split, image_size, protocol
 
     t0 = time.perf_counter()
     set_threads(hp.pop("threads", None))
-    train_options = {k: hp.pop(k) for k in TRAIN_KEYS if k in hp}
-    unused = sorted(k for k, v in hp.items() if v is not None)
-    if unused:
-        raise NetbuilderError(f"netbuilder anomaly does not use --{unused[0].replace('_', '-')}")
+    train_options = {k: v for k, v in pop_settings(hp, PRETRAIN).items() if k not in NOT_FOR_DETECTOR}
     if model_dir is not None:
         res = predict_dataset(model_dir, dataset, data_dir=data_dir, split=split, image_size=image_size, out=out,
                               device=device, progress=progress)

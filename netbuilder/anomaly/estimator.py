@@ -8,18 +8,17 @@
 
 ``__init__`` only stores its arguments (so ``get_params``/``set_params``/``sklearn.base.clone`` work); all
 checking and work happen in :meth:`fit`. Training goes through :func:`netbuilder.train.train` with the
-``pretrain`` stage's reconstruction loss and hyperparameter resolution (built-in defaults ← the arch's
-``training`` section ← the arguments given here). The ``dcca`` score reuses the stages themselves:
-``run_pretrain`` and ``run_cluster(loss="kmeans", clusters=2)`` in a working directory.
+``pretrain`` stage's core (:func:`netbuilder.core.autoencoder.fit_autoencoder`) and settings (built-in
+defaults ← the arch's ``training`` section ← the arguments given here); the score is a registered
+:class:`~netbuilder.core.scores.AnomalyScore` (``dcca`` refines the model in memory with the k-means-loss
+objective and two clusters). Global random state is left as it was.
 
 A fitted detector is saved with :meth:`save` (weights, centroids, the threshold and score statistics) and
 restored with :meth:`load`; :meth:`predict` of a loaded detector uses the saved threshold.
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -31,16 +30,14 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
-from ..arch import build_autoencoder, load_arch_file, resolve_arch_file, resolve_spec, select_arch
-from ..clustering import kmeans
+from ..arch import load_arch_file, resolve_arch_file, resolve_spec, select_arch
+from ..core.autoencoder import build_model, fit_autoencoder
+from ..core.scores import ScoreFit, ScoreState, error_vs_mean_image, get_score, output_variation, score_statistics
 from ..errors import NetbuilderError
 from ..fileio import write_json, write_npy
-from ..stages.workspace import Workspace
-from ..train import RunLog, encode_all, reconstruct_all, resolve_device, seed_everything, train
-from ..train.batches import map_batches
-from .scores import (SCORES, centroid_distance, cluster_distance, cosine_score, normal_cluster,
-                     error_vs_mean_image, output_variation, reconstruction_error,
-                     score_statistics)
+from ..rules import check_recon_loss, has_unit_codes
+from ..settings import PRETRAIN
+from ..train import RunLog, encode_all, reconstruct_all, resolve_device, seeded
 from .threshold import LABELLED, Threshold, check_contamination, parse_threshold, select_threshold
 
 STATE_FILE = "threshold.json"
@@ -53,7 +50,7 @@ CONSTANT_BELOW = 0.02   # output_variation under this: one output image for ever
 
 class TrainingCollapseWarning(UserWarning):
     """The trained autoencoder outputs (nearly) the same image for every input (see
-    :func:`~netbuilder.anomaly.scores.output_variation`): too little training, or a collapse."""
+    :func:`~netbuilder.core.scores.output_variation`): too little training, or a collapse."""
 
 
 def check_images(X: Any, name: str = "X") -> np.ndarray:
@@ -107,8 +104,9 @@ class AutoencoderAnomalyDetector(BaseEstimator):
     archs : str | None
         An archs JSON file, or a dataset name standing for its shipped file (``"MNIST"``, ``"DIGITS"``).
     score : {"recon", "cosine", "centroid", "dcca"}
-        See :mod:`netbuilder.anomaly.scores`. ``cosine`` needs an arch with an l2-normalised latent.
-    epochs, batch_size, lr, optimizer, schedule, augment, recon_loss : training options (``None``: the
+        See :mod:`netbuilder.core.scores`. ``cosine`` needs an arch with an l2-normalised latent.
+    epochs, batch_size, lr, optimizer, schedule, augment, recon_loss, amp, momentum, weight_decay, drop_last :
+        training settings (see :data:`netbuilder.settings.PRETRAIN`) (``None``: the
         arch's ``training`` section, then the ``pretrain`` defaults). ``recon_loss`` (``mse``/``bce``) is the
         training loss only; the ``recon`` score is always the per-image mean squared error.
     contamination : float
@@ -122,8 +120,6 @@ class AutoencoderAnomalyDetector(BaseEstimator):
     cluster_epochs : int | None
         Epochs of the k-means-loss stage of ``dcca`` (default: the cluster stage's).
     seed, device, progress, verbose : as on the command line (``verbose`` echoes the epoch log lines).
-    workdir : str | None
-        Where ``dcca`` runs its pretrain and cluster stages (default: a temporary directory).
     log_stem : str | None
         Training log ``<log_stem>.log``/``.jsonl`` (default: none).
 
@@ -141,11 +137,11 @@ class AutoencoderAnomalyDetector(BaseEstimator):
                  score: str = "recon", epochs: int | None = None, batch_size: int | None = None,
                  lr: float | None = None, optimizer: str | None = None, schedule: str | None = None,
                  augment: bool | None = None, recon_loss: str | None = None, amp: bool | None = None,
+                 momentum: float | None = None, weight_decay: float | None = None, drop_last: bool | None = None,
                  contamination: float = 0.1,
                  threshold: str | float = "contamination", n_clusters: int | None = None,
                  cluster_epochs: int | None = None, seed: int = 0, device: str = "auto",
-                 progress: bool | None = False, verbose: bool = False, workdir: str | None = None,
-                 log_stem: str | None = None) -> None:
+                 progress: bool | None = False, verbose: bool = False, log_stem: str | None = None) -> None:
         self.arch = arch
         self.archs = archs
         self.score = score
@@ -157,6 +153,9 @@ class AutoencoderAnomalyDetector(BaseEstimator):
         self.augment = augment
         self.recon_loss = recon_loss
         self.amp = amp
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.drop_last = drop_last
         self.contamination = contamination
         self.threshold = threshold
         self.n_clusters = n_clusters
@@ -165,7 +164,6 @@ class AutoencoderAnomalyDetector(BaseEstimator):
         self.device = device
         self.progress = progress
         self.verbose = verbose
-        self.workdir = workdir
         self.log_stem = log_stem
 
     # ------------------------------------------------------------------------------------------ fitting
@@ -176,11 +174,9 @@ class AutoencoderAnomalyDetector(BaseEstimator):
         ``X_val``/``y_val`` (1 = anomaly) are the labelled validation split of ``threshold="f1"|"accuracy"``.
         """
         from .. import distributed
-        from ..stages.context import PRETRAIN_DEFAULTS, resolve_hparams
-        from ..stages.pretrain import check_recon_loss, loop_config, reconstruction_loss
 
         distributed.init_from_env()  # under torchrun: train as one of the ranks
-        score = self._check_score()
+        scorer = get_score(self.score)
         method = parse_threshold(self.threshold)
         if method == "contamination":
             check_contamination(self.contamination)
@@ -189,42 +185,24 @@ class AutoencoderAnomalyDetector(BaseEstimator):
         X = check_images(X)
         arch = self._resolve_arch()
         device = resolve_device(self.device)
-        overrides = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
-                     "optimizer": self.optimizer, "schedule": self.schedule, "augment": self.augment,
-                     "recon_loss": self.recon_loss, "amp": self.amp}
-        hp = resolve_hparams(overrides, arch.spec.get("training"), PRETRAIN_DEFAULTS)
+        hp = PRETRAIN.resolve({k: getattr(self, k) for k in PRETRAIN.settings if hasattr(self, k)},
+                              arch.spec.get("training"))
         check_recon_loss(hp["recon_loss"], arch.spec)
-        seed_everything(int(self.seed))
-        model = build_autoencoder(arch.spec, input_shape=tuple(X.shape[1:]), source=arch.file)
-        if score == "cosine" and not model.l2_normalized:
+        if scorer.needs_unit_codes and not has_unit_codes(arch.spec):
             raise NetbuilderError(self._not_l2_message(arch))
         t0 = time.perf_counter()
-        self.centroids_: np.ndarray | None = None
-        self.normal_cluster_: int | None = None
-        if score == "dcca":
-            model, centroids, history = self._fit_dcca(X, arch, device, overrides)
-            self.centroids_ = centroids
-            codes = encode_all(model, X, device)
-            self.normal_cluster_ = normal_cluster(codes, centroids)
-        else:
+        with seeded(int(self.seed)):
+            model = build_model(arch.spec, tuple(X.shape[1:]), arch.file)
             log = RunLog(self.log_stem, echo=bool(self.verbose))
-            log.info(f"anomaly: training '{arch.spec.get('name')}' on {len(X)} images for score '{score}' on "
+            log.info(f"anomaly: training '{arch.spec.get('name')}' on {len(X)} images for score '{self.score}' on "
                      f"{device}; " + ", ".join(f"{k}={v}" for k, v in hp.items()) + f", seed={self.seed}")
-            rec = reconstruction_loss(hp["recon_loss"])
-
-            def loss_fn(x: torch.Tensor, idx: torch.Tensor) -> dict[str, torch.Tensor]:
-                x_hat, _ = model(x)
-                return {"loss": rec(x_hat, x)}
-
-            result = train(model, X, loss_fn, loop_config(hp, int(self.seed), self.progress), device=device,
-                           log=log, desc="anomaly")
-            history = result.history
-            if score in ("cosine", "centroid"):
-                k = self._k(arch)
-                if len(X) < k:
-                    raise NetbuilderError(f"cannot make {k} k-means clusters from {len(X)} training images")
-                codes = encode_all(model, X, device)
-                _, self.centroids_ = kmeans(codes, k, n_init=10, seed=int(self.seed))
+            history = fit_autoencoder(model, X, hp, seed=int(self.seed), device=device, progress=self.progress,
+                                      log=log, desc="anomaly").history
+            self.score_state_: ScoreState = scorer.fit(model, X, ScoreFit(
+                k=self._k(arch), seed=int(self.seed), device=device, spec=arch.spec, recon_loss=hp["recon_loss"],
+                cluster_epochs=self.cluster_epochs, progress=self.progress, log=log))
+        self.centroids_ = self.score_state_.centroids
+        self.normal_cluster_ = self.score_state_.normal_cluster
         self.model_ = model.eval()
         self.device_ = device
         self.spec_ = arch.spec
@@ -265,11 +243,6 @@ class AutoencoderAnomalyDetector(BaseEstimator):
         """Fit on ``X`` and return :attr:`labels_` (1 = anomaly)."""
         return self.fit(X, y, **fit_params).labels_
 
-    def _check_score(self) -> str:
-        if self.score not in SCORES:
-            raise NetbuilderError(f"unknown score '{self.score}'; use one of: {', '.join(SCORES)}")
-        return self.score
-
     def _resolve_arch(self) -> _Arch:
         if isinstance(self.arch, dict):
             spec, _ = resolve_spec(self.arch)
@@ -292,37 +265,6 @@ class AutoencoderAnomalyDetector(BaseEstimator):
         if int(k) < 1:
             raise NetbuilderError(f"invalid number of clusters {k}: expected at least 1")
         return int(k)
-
-    def _fit_dcca(self, X: np.ndarray, arch: _Arch, device: torch.device, overrides: dict[str, Any]):
-        """Pretrain and cluster (k-means loss, 2 clusters) with the stages themselves, in a working directory."""
-        from ..datasets import Dataset
-        from ..stages.cluster import run_cluster, stage_name
-        from ..stages.context import StageContext
-        from ..stages.persist import load_array, load_into, load_weights
-        from ..stages.pretrain import run_pretrain
-
-        with tempfile.TemporaryDirectory(prefix="netbuilder-dcca-") as tmp:
-            base = Path(self.workdir) if self.workdir else Path(tmp)
-            logs = Path(self.log_stem) if self.log_stem else base / "logs"  # <logs>/pretrain.log, ...
-            data = Dataset(name="anomaly-training-data", images=X, labels=None, class_names=None,
-                           fingerprint=hashlib.sha256(X.tobytes()).hexdigest(), source="array")
-            ctx = StageContext(dataset=data, arch_file=Path(arch.file or "<spec>"), arch_index=arch.index or 0,
-                               spec=arch.spec, ws=_DirWorkspace(base, "data", str(arch.spec.get("name")), base, logs),
-                               device=device)
-            pre = run_pretrain(ctx, seed=int(self.seed), progress=self.progress, echo=bool(self.verbose),
-                               eval_every=None, **overrides)
-            stage = stage_name("kmeans")
-            run_cluster(ctx, "kmeans", seed=int(self.seed), progress=self.progress, echo=bool(self.verbose),
-                        clusters=2, force=True, epochs=self.cluster_epochs)
-            path = ctx.ws.stage_dir(stage) / "weights.safetensors"
-            tensors = load_weights(path)
-            tensors.pop("clustering.centroids", None)
-            centroids = load_array(ctx.ws.stage_dir(stage) / "centroids.npy").astype(np.float32)
-            clu = json.loads((ctx.ws.stage_dir(stage) / "manifest.json").read_text(encoding="utf-8"))
-            model = build_autoencoder(arch.spec, input_shape=tuple(X.shape[1:]))
-            load_into(model, tensors, path)
-        return model.to(device), centroids, [{"stage": "pretrain", **(pre.get("metrics") or {})},
-                                             {"stage": stage, **(clu.get("metrics") or {})}]
 
     # --------------------------------------------------------------------------------------- inference
 
@@ -351,17 +293,8 @@ class AutoencoderAnomalyDetector(BaseEstimator):
         """Anomaly scores of ``X`` (float64, higher = more anomalous)."""
         self._check_fitted()
         arr = self._check_input(X)
-        score = self.score
-        if score == "recon":
-            model = self.model_.eval()
-            out = map_batches(lambda x: reconstruction_error(x, model(x)[0]), arr, self.device_)
-            return out.astype(np.float64)
-        codes = encode_all(self.model_, arr, self.device_)
-        if score == "cosine":
-            return cosine_score(codes, self.centroids_)
-        if score == "centroid":
-            return centroid_distance(codes, self.centroids_)
-        return cluster_distance(codes, self.centroids_[self.normal_cluster_])
+        state = ScoreState(centroids=self.centroids_, normal_cluster=self.normal_cluster_)
+        return get_score(self.score).score(self.model_, arr, self.device_, state)
 
     def predict(self, X: Any) -> np.ndarray:
         """0/1 labels, 1 = anomaly (``decision_function(X) > threshold_``)."""
@@ -436,7 +369,7 @@ class AutoencoderAnomalyDetector(BaseEstimator):
         except (KeyError, TypeError, ValueError) as exc:
             raise NetbuilderError(f"{path}: not a valid saved detector ({exc})") from None
         det.device_ = resolve_device(device)
-        model = build_autoencoder(det.spec_, input_shape=det.input_shape_)
+        model = build_model(det.spec_, det.input_shape_)
         load_into(model, load_weights(d / WEIGHTS_FILE), d / WEIGHTS_FILE)
         det.model_ = model.to(det.device_).eval()
         det.centroids_ = load_array(d / CENTROIDS_FILE) if (d / CENTROIDS_FILE).exists() else None
@@ -445,17 +378,3 @@ class AutoencoderAnomalyDetector(BaseEstimator):
             det.labels_ = (det.decision_scores_ > det.threshold_).astype(np.int64)
         det.history_, det.fit_seconds_ = [], None
         return det
-
-
-@dataclass(frozen=True)
-class _DirWorkspace(Workspace):
-    """A workspace whose stages live directly in ``base/<stage>`` and log to ``logs/<stage>``."""
-
-    base: Path = Path(".")
-    logs: Path = Path(".")
-
-    def stage_dir(self, stage: str) -> Path:
-        return self.base / stage
-
-    def log_stem(self, stage: str) -> Path:
-        return self.logs / stage

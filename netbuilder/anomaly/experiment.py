@@ -6,7 +6,7 @@ Outputs of a run (``<stage>`` = ``anomaly-<protocol>-<target>-<score>``):
   centroid, dcca), ``train_scores.npy``, ``threshold.json`` (threshold, how it was chosen, score statistics,
   the detector's parameters and arch spec: everything ``predict`` needs), ``scores.csv`` (the test images:
   index, score, prediction, label, class, file), ``report.json`` and ``manifest.json`` (written last: its
-  presence marks the run complete). ``dcca`` also keeps its ``pretrain/`` and ``cluster-kmeans/`` stages there.
+  presence marks the run complete).
 * ``<out>/plots/<DATASET>/<arch>/<stage>/``: ``scores.png`` (histograms + threshold), ``roc.png``,
   ``extremes.png`` (most anomalous / most typical test images, reconstructions, error maps).
 * ``<out>/logs/<DATASET>/<arch>/<stage>.log`` / ``.jsonl``: the training log.
@@ -35,7 +35,7 @@ from ..stages.workspace import MANIFEST, Workspace, safe_name
 from .estimator import AutoencoderAnomalyDetector, TrainingCollapseWarning, not_l2_message
 from .protocols import PROTOCOLS, TEST_FRACTION, VAL_FRACTION, ProtocolSplit, class_name, make_split
 from .report import evaluate, mean_row, summary_line
-from .scores import SCORE_TITLES, SCORES
+from ..core.scores import SCORE_TITLES, SCORES
 from .threshold import LABELLED, ThresholdWarning, check_contamination, parse_threshold
 
 Echo = Callable[[str], None]
@@ -142,7 +142,7 @@ def run_target(inputs: Inputs, protocol: str, target: str | int | None, score: s
     detector = AutoencoderAnomalyDetector(
         arch=inputs.arch_index, archs=str(inputs.arch_file), score=score, contamination=contamination,
         threshold=method, n_clusters=split.n_clusters, cluster_epochs=cluster_epochs, seed=seed, device=device,
-        progress=progress, verbose=verbose, workdir=str(out_dir) if score == "dcca" else None,
+        progress=progress, verbose=verbose,
         log_stem=str(ws.log_stem(stage)), **(train_options or {}))
     with warnings.catch_warnings():
         # reported below, once each, as "warning:" lines

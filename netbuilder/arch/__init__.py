@@ -12,10 +12,11 @@ from .model import Autoencoder, ClusteringLayer
 from .plan import Plan, PlannedLayer, plan_network
 from .registry import LAYERS, Field, Layer, get_layer_class, layer_from_config, register_layer, unregister_layer
 from .schema import arch_schema
-from .spec import ArchCheck, check_arch_file, load_arch_file, resolve_arch_file, resolve_spec, select_arch
+from .spec import (ArchCheck, check_arch_file, load_arch_file, resolve_arch_file, resolve_spec, select_arch,
+                   shipped_arch_files)
 
 __all__ = [
-    "load_arch_file", "resolve_arch_file", "select_arch", "check_arch_file", "ArchCheck", "resolve_spec",
+    "load_arch_file", "resolve_arch_file", "select_arch", "shipped_arch_files", "check_arch_file", "ArchCheck", "resolve_spec",
     "build_autoencoder", "NetworkBuilder", "Autoencoder", "ClusteringLayer", "arch_schema", "convert_legacy",
     "Plan", "PlannedLayer", "plan_network", "LAYERS", "Field", "Layer", "register_layer", "get_layer_class",
     "layer_from_config", "unregister_layer", "SpecError",

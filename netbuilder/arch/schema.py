@@ -83,26 +83,17 @@ def _architecture_def() -> dict[str, Any]:
 
 
 def _training_def() -> dict[str, Any]:
-    return _obj("training settings", {
-        "batch_size": _POS_INT, "epochs": _NON_NEG_INT, "lr": _POS_NUM, "optimizer": _OPTIMIZER,
-        "momentum": {"type": "number", "minimum": 0, "exclusiveMaximum": 1}, "weight_decay": _NON_NEG_NUM,
-        "schedule": {"title": "schedule", "enum": ["none", "cosine", "step"]},
-        "recon_loss": {"title": "reconstruction loss", "enum": ["mse", "bce"]},
-        "augment": {"type": "boolean"},
-        "threads": _doc(_POS_INT, "CPU threads for torch; 1 makes small nets give the same numbers on any machine."),
-        "cluster": {"$ref": "#/$defs/cluster_training"},
-    }, description="Pretraining defaults; 'cluster' holds those of the clustering stage.")
+    from ..settings import PRETRAIN, THREADS
+
+    return PRETRAIN.json_schema({THREADS.name: THREADS.json_schema(), "cluster": {"$ref": "#/$defs/cluster_training"}},
+                                "Pretraining defaults; 'cluster' holds those of the clustering stage.")
 
 
 def _cluster_training_def() -> dict[str, Any]:
-    return _obj("cluster training settings", {
-        "loss": {"title": "clustering loss", "enum": ["kld", "kmeans", "none"]},
-        "epochs": _NON_NEG_INT, "batch_size": _POS_INT, "lr": _POS_NUM, "optimizer": _OPTIMIZER,
-        "gamma": _NON_NEG_NUM, "lambda": _NON_NEG_NUM, "update_interval": _POS_INT, "tol": _NON_NEG_NUM,
-        "augment": {"type": "boolean"}, "n_init": _POS_INT,
-        "manifold": _doc({"enum": ["none", "umap"]}, "Final k-means on a UMAP embedding of the codes (N2D); needs loss none."),
-        "manifold_neighbors": _POS_INT,
-    }, description="Clustering-stage defaults.")
+    # The objectives live above this package (they train models); their settings are read, not their code.
+    from ..core.objectives import cluster_settings
+
+    return cluster_settings().json_schema(description="Clustering-stage defaults.")
 
 
 @functools.lru_cache(maxsize=1)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import ArchError
+from ..rules import RuleViolation, check_arch_training
 from .errors import JsonPath, SpecError, did_you_mean
 from .legacy import convert_legacy, is_legacy
 from .plan import Plan, plan_network
@@ -56,6 +57,14 @@ def _check_semantics(spec: dict[str, Any]) -> None:
     if len(spec["input_shape"]) == 2:
         raise SpecError(("input_shape",), f"expected [C, H, W] or [D], received {json.dumps(spec['input_shape'])} "
                                           "(2 values)")
+
+
+def _check_rules(spec: dict[str, Any]) -> None:
+    """The cross-field rules of :mod:`netbuilder.rules`, reported at the JSON path of the offending value."""
+    try:
+        check_arch_training(spec)
+    except RuleViolation as exc:
+        raise SpecError(exc.path, exc.detail) from None
 
 
 def _shape_list(input_shape: Iterable[int]) -> list[int]:
@@ -119,6 +128,7 @@ def _resolve(spec: dict[str, Any], input_shape: Iterable[int] | None,
              notes: dict[JsonPath, dict[str, str]]) -> tuple[dict[str, Any], Plan]:
     check(spec, validator_for("architecture"), schema_defs())
     _check_semantics(spec)
+    _check_rules(spec)
     out: dict[str, Any] = {"name": spec["name"]}
     if "description" in spec:
         out["description"] = spec["description"]

@@ -6,8 +6,10 @@ from typing import Any
 
 import click
 
-from ..cli_options import COMMON_OPTIONS, TRAIN_OPTIONS, apply_options, arch_key
+from ..cli_options import COMMON_OPTIONS, RUN_OPTIONS, apply_options, arch_key, pop_settings, settings_options
+from ..core.objectives import cluster_settings
 from ..datasets.cli import dataset_options
+from ..settings import PRETRAIN
 
 def _print_metrics(prefix: str, metrics: dict[str, Any]) -> None:
     shown = ", ".join(f"{k.upper()} {v:.4f}" for k, v in metrics.items() if k in ("acc", "nmi", "ari"))
@@ -17,8 +19,8 @@ def _print_metrics(prefix: str, metrics: dict[str, Any]) -> None:
 @click.command("pretrain")
 @apply_options(COMMON_OPTIONS)
 @dataset_options
-@apply_options(TRAIN_OPTIONS)
-@click.option("--recon-loss", type=click.Choice(["mse", "bce"]), default=None, help="Reconstruction loss [default: arch, then mse]; bce needs a sigmoid output.")
+@apply_options(RUN_OPTIONS)
+@apply_options(settings_options(PRETRAIN))
 @click.option("--eval-every", type=click.IntRange(min=1), default=None, help="Epochs between ACC/NMI probes [default: epochs/10].")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
 def pretrain_cmd(dataset, arch, archs, out, data_dir, split, image_size, seed, device, progress, resume,
@@ -31,40 +33,32 @@ def pretrain_cmd(dataset, arch, archs, out, data_dir, split, image_size, seed, d
 
     m = pretrain(dataset, arch_key(arch), archs=archs, data_dir=data_dir, split=split, image_size=image_size,
                  out=out, device=device, seed=seed, progress=progress, resume=resume, eval_every=eval_every,
-                 threads=threads, **hp)
+                 threads=threads, **pop_settings(hp, PRETRAIN))
     _print_metrics("pretrain (autoencoder + k-means)", m["metrics"])
 
 
 @click.command("cluster")
 @apply_options(COMMON_OPTIONS)
 @dataset_options
-@click.option("--loss", type=click.Choice(["kld", "kmeans", "none"]), default=None,
-              help="kld: DEC/IDEC KL loss; kmeans: DCN-style k-means loss; none: k-means on the codes only "
-                   "[default: the arch's training.cluster.loss, then kld].")
-@apply_options(TRAIN_OPTIONS)
-@click.option("--gamma", type=float, default=None, help="Weight of the KL term (kld) [default: 0.1].")
-@click.option("--lambda", "lambda_", type=float, default=None, help="Weight of the k-means term (kmeans) [default: 0.1].")
-@click.option("--update-interval", type=click.IntRange(min=1), default=None,
-              help="Batches between DEC target updates [default: 140].")
-@click.option("--tol", type=click.FloatRange(min=0), default=None,
-              help="Stop when fewer than this fraction of assignments change between target updates [default: 0.001].")
-@click.option("--manifold", type=click.Choice(["none", "umap"]), default=None,
-              help="With --loss none: k-means on a UMAP embedding of the codes (N2D) [default: arch, then none].")
+@apply_options(RUN_OPTIONS)
+@apply_options(settings_options(cluster_settings()))
 @click.option("--clusters", type=click.IntRange(min=2), default=None, help="Number of clusters [default: arch, then classes].")
 @click.option("--force", is_flag=True, help="Use the pretrain output even if it was made with another arch or data.")
-@click.option("--resume", is_flag=True, help="Continue an interrupted kld/kmeans run from its last checkpoint.")
-def cluster_cmd(dataset, arch, archs, out, data_dir, split, image_size, loss, seed, device, progress, force,
-                resume, clusters, lambda_, threads, **hp) -> None:
+@click.option("--resume", is_flag=True, help="Continue an interrupted run of a training objective from its last checkpoint.")
+def cluster_cmd(dataset, arch, archs, out, data_dir, split, image_size, seed, device, progress, force,
+                resume, clusters, threads, **hp) -> None:
     """Refine the pretrained encoder for clustering; saves codes, centroids and assignments.csv.
 
-    Needs `netbuilder pretrain` first. Output: <out>/saved_params/<DATASET>/<arch>/cluster-<loss>/.
+    Options that belong to one objective say so in brackets, e.g. (kld). Needs `netbuilder pretrain` first.
+    Output: <out>/saved_params/<DATASET>/<arch>/cluster-<loss>/.
     """
     from .cluster import cluster
 
-    hp["lambda"] = lambda_
+    settings = pop_settings(hp, cluster_settings())
+    loss = settings.pop("loss")
     m = cluster(dataset, arch_key(arch), loss, archs=archs, data_dir=data_dir, split=split, image_size=image_size,
                 out=out, device=device, seed=seed, progress=progress, force=force, resume=resume, clusters=clusters,
-                **hp)
+                threads=threads, **settings)
     _print_metrics(m["stage"], m["metrics"])
 
 
@@ -90,11 +84,8 @@ def register(group: click.Group) -> None:
     """Add the stage commands to the top-level CLI."""
     for cmd in (pretrain_cmd, cluster_cmd, metrics_cmd):
         group.add_command(cmd)
-    try:
-        from .visualize import visualize_cmd
-        group.add_command(visualize_cmd)
-    except ImportError:
-        pass
+    from .visualize import visualize_cmd
+    group.add_command(visualize_cmd)
     from .run import run_cmd
     group.add_command(run_cmd)
     from ..anomaly.cli import anomaly_cmd

@@ -13,16 +13,6 @@ from ..errors import StageError
 from ..train import resolve_device
 from .workspace import Workspace
 
-# Built-in defaults; an arch's "training" section overrides them and command-line options override both.
-PRETRAIN_DEFAULTS: dict[str, Any] = {"epochs": 50, "batch_size": 256, "lr": 1e-3, "optimizer": "adam",
-                                     "momentum": 0.9, "weight_decay": 0.0, "schedule": "none",
-                                     "recon_loss": "mse", "augment": False, "amp": False}
-CLUSTER_DEFAULTS: dict[str, Any] = {"loss": "kld", "epochs": 20, "batch_size": 256, "lr": 1e-4,
-                                    "optimizer": "adam", "gamma": 0.1, "lambda": 0.1,
-                                    "update_interval": 140, "tol": 0.001, "augment": False, "amp": False, "n_init": 20,
-                                    "manifold": "none", "manifold_neighbors": 20}
-
-
 @dataclass
 class StageContext:
     """Everything a stage needs, resolved once: dataset, arch spec, device, workspace paths."""
@@ -59,6 +49,19 @@ class StageContext:
         return {"name": d.name, "fingerprint": d.fingerprint, "split": d.split, "n": len(d),
                 "shape": list(d.shape), "n_classes": d.n_classes}
 
+    def resume_identity(self, hp: dict[str, Any], seed: int) -> dict[str, Any]:
+        """What must not change between an interrupted run and its resumption (kept in the checkpoint)."""
+        return {"dataset_fingerprint": self.dataset.fingerprint, "arch_spec": self.spec,
+                "hyperparameters": {k: v for k, v in hp.items() if k != "epochs"}, "seed": seed}
+
+    def interrupted_message(self, stage_cmd: str, checkpoint: Path) -> str:
+        """The one line logged when a run is stopped by Ctrl-C or SIGTERM."""
+        if checkpoint.exists():
+            return (f"{stage_cmd} interrupted; completed epochs are saved in {checkpoint}; resume with "
+                    f"`netbuilder {stage_cmd} -d {self.dataset.name} -a {self.arch_name} --out {self.ws.root} ... "
+                    "--resume`")
+        return f"{stage_cmd} interrupted before the first checkpoint; nothing to resume"
+
     def arch_record(self) -> dict[str, Any]:
         """What a manifest says about the architecture (the resolved spec itself, not just a name)."""
         return {"file": str(self.arch_file), "index": self.arch_index, "name": self.arch_name, "spec": self.spec}
@@ -89,15 +92,3 @@ def apply_threads(threads: int | None) -> None:
     results independent of the machine's core count."""
     if threads:
         torch.set_num_threads(int(threads))
-
-
-def resolve_hparams(overrides: dict[str, Any], section: dict[str, Any] | None, defaults: dict[str, Any]) -> dict[str, Any]:
-    """defaults ← arch training section ← explicit options (None means 'not given')."""
-    out = dict(defaults)
-    for key, value in (section or {}).items():
-        if key in defaults and not isinstance(value, dict):
-            out[key] = value
-    for key, value in overrides.items():
-        if value is not None:
-            out[key] = value
-    return out

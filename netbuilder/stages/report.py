@@ -11,6 +11,7 @@ from ..clustering import kmeans
 from ..errors import StageError
 from ..fileio import write_json
 from ..metrics import clustering_scores
+from ..core.objectives import OBJECTIVES, objective_names, stage_name
 from .context import StageContext, prepare
 
 COLUMNS = ("acc", "nmi", "ari", "clusters")
@@ -35,9 +36,10 @@ def pixel_kmeans(ctx: StageContext, k: int, seed: int = 0, n_init: int = 10) -> 
     return metrics
 
 
-ROW_TITLES = {"pixels": "image pixels + k-means", "pretrain": "autoencoder + k-means",
-              "cluster-none": "autoencoder + k-means (refit)", "cluster-kmeans": "autoencoder + k-means loss",
-              "cluster-kld": "autoencoder + KLD (DEC/IDEC)"}
+def row_titles() -> dict[str, str]:
+    """Row titles: the two baselines, then one row per registered clustering objective."""
+    return {"pixels": "image pixels + k-means", "pretrain": "autoencoder + k-means",
+            **{stage_name(n): OBJECTIVES[n].title for n in objective_names()}}
 
 
 def collect(ctx: StageContext, *, seed: int = 0, pixels: bool = True) -> list[dict[str, Any]]:
@@ -55,11 +57,12 @@ def collect(ctx: StageContext, *, seed: int = 0, pixels: bool = True) -> list[di
     if pixels:
         rows.append({"method": "pixels", **pixel_kmeans(ctx, k, seed)})
     rows.append({"method": "pretrain", **pre.get("metrics", {})})
-    for stage in ("cluster-none", "cluster-kmeans", "cluster-kld"):
+    for stage in (stage_name(n) for n in objective_names()):
         m = ctx.ws.manifest(stage)
         rows.append({"method": stage, **m["metrics"]} if m else {"method": stage, "status": "not run"})
+    titles = row_titles()
     for r in rows:
-        r["title"] = ROW_TITLES.get(r["method"], r["method"])
+        r["title"] = titles.get(r["method"], r["method"])
     return rows
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from ..core.objectives import objective_names
 from .context import StageContext, prepare
 
 
@@ -51,13 +52,10 @@ def run_all(dataset: str, arch: str | int = 0, *, loss: str | None = None, archs
         out_info["metrics"] = rows
         say(format_table(rows, header=f"{ctx.dataset.name} / {ctx.arch_name} (seed {seed})"))
     if visualize:
-        try:
-            from .visualize import run_visualize
-        except ImportError:
-            run_visualize = None
-        if run_visualize is not None:
-            out_info["plots"] = run_visualize(ctx, method=method, n=n, seed=seed)
-            say(f"plots: {ctx.ws.plots_dir}")
+        from .visualize import run_visualize
+
+        out_info["plots"] = run_visualize(ctx, method=method, n=n, seed=seed)
+        say(f"plots: {ctx.ws.plots_dir}")
     out_info["seconds"] = round(time.perf_counter() - t0, 1)
     say(f"done in {out_info['seconds']:.1f}s")
     return out_info
@@ -71,7 +69,7 @@ def run_all(dataset: str, arch: str | int = 0, *, loss: str | None = None, archs
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Data directory [default: $NETBUILDER_DATA, then ./datasets].")
 @click.option("--split", type=click.Choice(["train", "test", "all"]), default="all", show_default=True, help="Which split to use.")
 @click.option("--image-size", type=click.IntRange(min=1), default=None, help="Resize images to this size.")
-@click.option("--loss", type=click.Choice(["kld", "kmeans", "none"]), default=None, help="Clustering loss [default: the arch's, then kld].")
+@click.option("--loss", type=click.Choice(objective_names()), default=None, help="Clustering objective [default: the arch's, then kld].")
 @click.option("--pretrain-epochs", type=click.IntRange(min=1), default=None, help="Override the pretrain epochs.")
 @click.option("--cluster-epochs", type=click.IntRange(min=1), default=None, help="Override the cluster epochs.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import plots
 from ..clustering import kmeans
+from ..core.objectives import OBJECTIVES
 from ..datasets.cli import dataset_options
 from ..errors import NetbuilderError, StageError
 from ..metrics import clustering_scores
@@ -24,9 +25,12 @@ from .evaluate import subsample
 from .persist import load_array, load_into, load_weights
 
 METHODS = ("tsne", "pca")
-_STAGE_TITLES = {"cluster-none": "cluster-none: k-means refit on pretrained codes",
-                 "cluster-kmeans": "cluster-kmeans codes, k-means-loss clusters",
-                 "cluster-kld": "cluster-kld codes, DEC/IDEC clusters"}
+
+
+def _stage_title(stage: str) -> str:
+    """``cluster-<name>: <the objective's title>`` for a clustering stage's embedding panel."""
+    cls = OBJECTIVES.get(stage.split("-", 1)[-1])
+    return f"{stage}: {cls.title}" if cls else stage
 
 
 def _require_pretrain(ctx: StageContext) -> dict[str, Any]:
@@ -151,7 +155,7 @@ def run_visualize(ctx: StageContext, *, method: str = "tsne", n: int = 5000, see
     for stage in stages:
         full_preds[stage] = _assignments(ctx, stage, len(data))
         codes = _codes(ctx, stage, len(data))[idx]
-        embed(f"embedding-{stage}", codes, full_preds[stage][idx], _STAGE_TITLES.get(stage, stage))
+        embed(f"embedding-{stage}", codes, full_preds[stage][idx], _stage_title(stage))
 
     # Reconstructions of the same examples by every distinct model (cluster-none keeps the pretrained weights).
     say("reconstructions ...")

@@ -88,6 +88,8 @@ class Workspace:
         base = self.root / "saved_params" / self.dataset / self.arch
         if not base.exists():
             return []
-        order = {"cluster-none": 0, "cluster-kmeans": 1, "cluster-kld": 2}
+        from ..core.objectives import objective_names, stage_name
+
+        order = {stage_name(n): i for i, n in enumerate(objective_names())}
         found = [p.name for p in base.iterdir() if p.name.startswith("cluster-") and self.manifest(p.name)]
         return sorted(found, key=lambda s: (order.get(s, 9), s))

@@ -1,8 +1,8 @@
 """Training machinery shared by every stage: one loop, devices and seeds, run logs, batch helpers."""
-from .device import resolve_device, seed_everything
+from .device import resolve_device, seed_everything, seeded
 from .loop import LoopConfig, TrainResult, train
 from .runlog import RunLog
 from .batches import encode_all, reconstruct_all
 
-__all__ = ["LoopConfig", "TrainResult", "train", "RunLog", "resolve_device", "seed_everything",
+__all__ = ["LoopConfig", "TrainResult", "train", "RunLog", "resolve_device", "seed_everything", "seeded",
            "encode_all", "reconstruct_all"]

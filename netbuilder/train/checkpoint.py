@@ -76,3 +76,23 @@ def _restore_other_rng_states(rng: dict[str, Any] | None) -> None:
     random.setstate((py["version"], tuple(py["internal"]), py["gauss"]))
     if "cuda" in rng and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def check_resume_identity(saved: dict[str, Any] | None, expected: dict[str, Any], checkpoint: Any) -> None:
+    """Refuse to resume a checkpoint made with another dataset, arch, seed or hyperparameters."""
+    from ..errors import StageError
+
+    if not saved:
+        return  # checkpoints written before identities were recorded
+    for key, what in (("dataset_fingerprint", "different data"), ("arch_spec", "a different arch"),
+                      ("seed", "a different --seed"), ("hyperparameters", "different hyperparameters")):
+        if key in saved and saved[key] != expected.get(key):
+            detail = ""
+            if key == "hyperparameters" and isinstance(saved[key], dict):
+                diff = sorted(k for k in set(saved[key]) | set(expected[key])
+                              if saved[key].get(k) != expected[key].get(k))
+                detail = f" ({', '.join(f'{k}: {saved[key].get(k)!r} vs {expected[key].get(k)!r}' for k in diff[:3])})"
+            elif key == "seed":
+                detail = f" ({saved[key]} vs {expected[key]})"
+            raise StageError(f"{checkpoint}: this checkpoint was made with {what}{detail}; "
+                             "run with the same options, or without --resume to start over")

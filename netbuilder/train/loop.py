@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from .. import distributed
 from ..errors import NetbuilderError
 from ..metrics import format_values
+from ..settings import TRAINING
 from .augment import random_affine
 from .batches import BatchSource
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -33,24 +34,28 @@ StepHook = Callable[[int], bool | None]
 EpochHook = Callable[[int], dict[str, Any] | None]
 
 
+_D = TRAINING.defaults()
+
+
 @dataclass
 class LoopConfig:
-    """Hyperparameters of one training run (all stages share these)."""
+    """Hyperparameters of one training run (all stages share these); the defaults, ranges and meanings of the
+    hyperparameters are declared once in :data:`netbuilder.settings.TRAINING`."""
 
-    epochs: int = 10
-    batch_size: int = 256
-    lr: float = 1e-3
-    optimizer: str = "adam"           # adam | sgd (Nesterov momentum)
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    schedule: str = "none"            # none | cosine | step
+    epochs: int = _D["epochs"]
+    batch_size: int = _D["batch_size"]
+    lr: float = _D["lr"]
+    optimizer: str = _D["optimizer"]
+    momentum: float = _D["momentum"]
+    weight_decay: float = _D["weight_decay"]
+    schedule: str = _D["schedule"]
     seed: int = 0
-    augment: bool = False
+    augment: bool = _D["augment"]
     channels_last: bool | None = None  # None = automatic (on for conv nets on CPU)
     progress: bool | None = None       # None = only on a terminal
-    checkpoint_every: int = 1          # epochs between checkpoints when a checkpoint path is given
-    drop_last: bool = False
-    amp: bool = False                  # mixed precision: float16 + loss scaling on CUDA, bfloat16 on CPU
+    checkpoint_every: int = _D["checkpoint_every"]
+    drop_last: bool = _D["drop_last"]
+    amp: bool = _D["amp"]
 
     def to_dict(self) -> dict[str, Any]:
         """The config as a plain dict (for manifests)."""

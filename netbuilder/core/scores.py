@@ -1,4 +1,6 @@
-"""Anomaly scores, as pure functions of arrays. Higher always means more anomalous.
+"""Anomaly scores: pure functions of arrays, and the registry of scores a detector can use.
+
+Higher always means more anomalous.
 
 ==========  ==========================================================================================
 ``recon``   mean squared reconstruction error of an image (over channels and pixels, data in [0, 1])
@@ -10,17 +12,18 @@
 ==========  ==========================================================================================
 
 :func:`reconstruction_error` works on NumPy arrays and torch tensors alike (it is applied per batch on the
-device); the code-space scores take NumPy codes.
+device); the code-space scores take NumPy codes. Each score is also a registered :class:`AnomalyScore` (the
+``--score`` choices come from :data:`SCORE_REGISTRY`): its ``fit`` prepares what it needs after the autoencoder is
+trained (k-means centroids, or dcca's two-cluster refinement), its ``score`` computes the array.
 """
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
+import torch
 
-SCORES = ("recon", "cosine", "centroid", "dcca")
-SCORE_TITLES = {"recon": "reconstruction error", "cosine": "1 − max cosine similarity to a centroid",
-                "centroid": "distance to the nearest centroid", "dcca": "distance to the normal cluster's centre"}
 _EPS = 1e-12
 
 
@@ -125,3 +128,139 @@ def score_statistics(scores: np.ndarray) -> dict[str, float | int]:
                                    "min": float(s.min()), "max": float(s.max())}
     out.update({f"p{p}": float(v) for p, v in zip((1, 5, 25, 50, 75, 95, 99), q)})
     return out
+
+
+# ------------------------------------------------------------------------------------------------ registry
+
+@dataclass
+class ScoreState:
+    """What a fitted score keeps: k-means (or dcca) centroids and dcca's normal cluster."""
+
+    centroids: np.ndarray | None = None
+    normal_cluster: int | None = None
+
+
+@dataclass
+class ScoreFit:
+    """The inputs of :meth:`AnomalyScore.fit` besides the model and the training images."""
+
+    k: int
+    seed: int
+    device: torch.device
+    spec: dict[str, Any]
+    recon_loss: str = "mse"
+    cluster_epochs: int | None = None
+    progress: bool | None = None
+    log: Any = None
+
+
+class AnomalyScore:
+    """Base class of a registered score: ``name``, ``title``, and whether it needs unit-length codes."""
+
+    name: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    needs_unit_codes: ClassVar[bool] = False
+
+    def fit(self, model: Any, X: np.ndarray, how: ScoreFit) -> ScoreState:
+        """Prepare the score after the autoencoder was trained on ``X`` (may train the model further)."""
+        return ScoreState()
+
+    def score(self, model: Any, X: np.ndarray, device: torch.device, state: ScoreState) -> np.ndarray:
+        """Scores of ``X`` (float64, higher = more anomalous)."""
+        raise NotImplementedError
+
+
+SCORE_REGISTRY: dict[str, AnomalyScore] = {}
+
+
+def register_score(cls: type[AnomalyScore]) -> type[AnomalyScore]:
+    """Class decorator: add an instance of ``cls`` to :data:`SCORE_REGISTRY` under ``cls.name``."""
+    if not cls.name or cls.name in SCORE_REGISTRY:
+        raise ValueError(f"score name {cls.name!r} is empty or already registered")
+    SCORE_REGISTRY[cls.name] = cls()
+    return cls
+
+
+def get_score(name: str) -> AnomalyScore:
+    """The registered score ``name``, or a one-line error listing the choices."""
+    from ..errors import NetbuilderError
+
+    if name not in SCORE_REGISTRY:
+        raise NetbuilderError(f"Invalid value for argument `score`. Expected one of {', '.join(SCORE_REGISTRY)}. "
+                              f"Received score={name!r}.")
+    return SCORE_REGISTRY[name]
+
+
+def _codes(model: Any, X: np.ndarray, device: torch.device) -> np.ndarray:
+    from ..train import encode_all
+
+    return encode_all(model, X, device)
+
+
+@register_score
+class ReconScore(AnomalyScore):
+    name, title = "recon", "reconstruction error"
+
+    def score(self, model, X, device, state):
+        from ..train.batches import map_batches
+
+        model.eval()
+        return map_batches(lambda x: reconstruction_error(x, model(x)[0]), X, device).astype(np.float64)
+
+
+class _KMeansScore(AnomalyScore):
+    """A score relative to k-means centroids of the training codes."""
+
+    def fit(self, model, X, how):
+        from ..clustering import kmeans
+        from ..errors import NetbuilderError
+
+        if len(X) < how.k:
+            raise NetbuilderError(f"cannot make {how.k} k-means clusters from {len(X)} training images")
+        _, centroids = kmeans(_codes(model, X, how.device), how.k, n_init=10, seed=how.seed)
+        return ScoreState(centroids=centroids)
+
+
+@register_score
+class CosineScore(_KMeansScore):
+    name, title, needs_unit_codes = "cosine", "1 − max cosine similarity to a centroid", True
+
+    def score(self, model, X, device, state):
+        return cosine_score(_codes(model, X, device), state.centroids)
+
+
+@register_score
+class CentroidScore(_KMeansScore):
+    name, title = "centroid", "distance to the nearest centroid"
+
+    def score(self, model, X, device, state):
+        return centroid_distance(_codes(model, X, device), state.centroids)
+
+
+@register_score
+class DccaScore(AnomalyScore):
+    """DCCA's route: refine the autoencoder with a two-cluster k-means loss; the larger cluster is normal."""
+
+    name, title = "dcca", "distance to the normal cluster's centre"
+
+    def fit(self, model, X, how):
+        from ..train import seed_everything
+        from .clustering import fit_clustering
+        from .objectives import cluster_settings, objective_class
+
+        section = (how.spec.get("training") or {}).get("cluster")
+        hp = cluster_settings("kmeans").resolve({"loss": "kmeans", "epochs": how.cluster_epochs}, section)
+        alpha = float((how.spec.get("clustering") or {}).get("alpha", 1.0))
+        seed_everything(how.seed)
+        log = how.log.info if how.log is not None else None
+        objective = objective_class("kmeans")(hp, 2, alpha=alpha, device=how.device, log=log)
+        res = fit_clustering(model, X, objective, hp, seed=how.seed, device=how.device, recon_loss=how.recon_loss,
+                             progress=how.progress, log=how.log, desc="cluster-kmeans")
+        return ScoreState(centroids=res.centroids, normal_cluster=normal_cluster(res.codes, res.centroids))
+
+    def score(self, model, X, device, state):
+        return cluster_distance(_codes(model, X, device), state.centroids[state.normal_cluster])
+
+
+SCORES = tuple(SCORE_REGISTRY)
+SCORE_TITLES = {name: s.title for name, s in SCORE_REGISTRY.items()}

@@ -1,0 +1,98 @@
+"""Fit a clustering objective on an autoencoder's codes, in memory.
+
+:func:`fit_clustering` runs the k-means initialisation of the codes, hands it to the objective, trains model and
+objective together with the one training loop (for objectives that train), and returns the assignments, soft
+assignments, centroids and codes. It touches no files except the optional checkpoint the caller names.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..clustering import kmeans
+from ..errors import StageError
+from ..metrics import clustering_scores, format_values, rounded_scores
+from ..train import RunLog, encode_all, train
+from ..train.checkpoint import check_resume_identity
+from .autoencoder import loop_config
+from .losses import reconstruction_loss
+from .objectives import Objective
+
+
+@dataclass
+class ClusteringResult:
+    """What :func:`fit_clustering` produced (``history``: the training loop's epoch records)."""
+
+    pred: np.ndarray
+    q: np.ndarray
+    centroids: np.ndarray
+    codes: np.ndarray
+    init_pred: np.ndarray
+    init_centres: np.ndarray
+    history: list[dict[str, Any]] = field(default_factory=list)
+    steps: int = 0
+    seconds: float = 0.0
+
+
+def fit_clustering(model: nn.Module, images: Any, objective: Objective, hp: dict[str, Any], *, seed: int,
+                   device: torch.device, recon_loss: str = "mse", labels: np.ndarray | None = None,
+                   progress: bool | None = None, log: RunLog | None = None, desc: str = "cluster",
+                   checkpoint: str | Path | None = None, resume: bool = False,
+                   identity: dict[str, Any] | None = None) -> ClusteringResult:
+    """Cluster ``images`` with ``objective`` on top of the pretrained ``model`` (trained in place).
+
+    ``hp`` are resolved clustering settings. ``labels``, when given, only feed the ACC/NMI lines of the log.
+    """
+    log = log or RunLog(None)
+    t0 = time.perf_counter()
+    codes0 = encode_all(model, images, device)
+    init_pred, centres = kmeans(codes0, objective.k, n_init=int(hp["n_init"]), seed=seed)
+    log.info("k-means init: " + format_values(clustering_scores(labels, init_pred)))
+    objective.start(model, images, codes0, init_pred, centres, seed)
+    history: list[dict[str, Any]] = []
+    steps = 0
+    if objective.trains:
+        rec = reconstruction_loss(recon_loss)
+        cfg = loop_config(hp, seed, progress)
+        probe_every = max(1, cfg.epochs // 10)
+
+        def on_epoch_end(epoch: int) -> dict[str, Any] | None:
+            if labels is None or (epoch % probe_every and epoch != cfg.epochs):
+                return None
+            pred, _ = objective.predict(model, images)
+            return rounded_scores(labels, pred)
+
+        def extra_state() -> dict[str, Any]:
+            return {"identity": identity, "init_centres": torch.from_numpy(np.ascontiguousarray(centres)),
+                    **objective.state_dict()}
+
+        def load_extra_state(extra: dict[str, Any]) -> None:
+            check_resume_identity(extra.get("identity"), identity or {}, checkpoint)
+            _check_init(extra.get("init_centres"), centres, checkpoint)
+            objective.load_state_dict(extra)
+
+        res = train(model, images, lambda x, idx: objective.loss(model, x, idx, rec), cfg, device=device,
+                    params=list(model.parameters()) + objective.parameters(), log=log, desc=desc,
+                    before_step=objective.before_step, on_epoch_end=on_epoch_end, checkpoint=checkpoint,
+                    resume=resume, extra_state=extra_state, load_extra_state=load_extra_state)
+        history, steps = res.history, res.steps
+    seconds = time.perf_counter() - t0
+    codes = encode_all(model, images, device)
+    pred, q = objective.predict(model, images, codes)
+    return ClusteringResult(pred=pred, q=q, centroids=np.asarray(objective.centroids()), codes=codes,
+                            init_pred=init_pred, init_centres=centres, history=history, steps=steps,
+                            seconds=seconds)
+
+
+def _check_init(saved: torch.Tensor | None, centres: np.ndarray, checkpoint: Any) -> None:
+    """Refuse a checkpoint that started from another k-means initialisation."""
+    if saved is not None and (tuple(saved.shape) != centres.shape
+                              or not np.array_equal(saved.numpy(), centres.astype(saved.numpy().dtype))):
+        raise StageError(f"{checkpoint}: the k-means initialisation differs from the one this checkpoint started "
+                         "from (was the pretrain stage rerun?); run without --resume to start over")
