@@ -190,8 +190,11 @@ class Conv(_Spatial):
     def describe_dims(self, dims: int) -> str:
         stride = self.sizes("stride", dims)
         st = "" if all(v == 1 for v in stride) else f" s{size_text(stride)}"
+        # conv_transpose shares this wording, with its output_padding after the padding
+        op = self.sizes("output_padding", dims) if "output_padding" in self.config else ()
         return (f"{self.type_name} {self.config['filters']}@{fmt_shape(self.sizes('kernel_size', dims))}{st} "
-                f"{padding_text(self.config['padding'], dims)}{_settings_text(self)}")
+                f"{padding_text(self.config['padding'], dims)}{f' +{size_text(op)}' if any(op) else ''}"
+                f"{_settings_text(self)}")
 
 
 def _same_transpose_crops(k: int, s: int) -> tuple[int, int]:
@@ -291,11 +294,7 @@ class ConvTranspose(_Spatial):
         raise SpecError((), "a conv_transpose layer in the encoder cannot be mirrored; give an explicit decoder")
 
     def describe_dims(self, dims: int) -> str:
-        text = Conv.describe_dims(self, dims)  # type: ignore[arg-type]  # same wording; output_padding appended
-        op = self.sizes("output_padding", dims)
-        if any(op):
-            text = text.replace(",", f" +{size_text(op)},", 1)
-        return text
+        return Conv.describe_dims(self, dims)  # type: ignore[arg-type]  # same wording
 
 
 # -- pooling -----------------------------------------------------------------------------------------------------
