@@ -65,7 +65,7 @@ def test_missing_field(tmp_path: Path) -> None:
     assert msg == ('FILE: arch 1 "bad": /encoder/2/filters: expected an integer >= 1, received nothing '
                    '(the field is missing)')
     msg = _bad(tmp_path, lambda a: a.pop("input_shape"))
-    assert msg.startswith('FILE: arch 1 "bad": /input_shape: expected a list [C, H, W] or [D] of positive integers')
+    assert msg.startswith('FILE: arch 1 "bad": /input_shape: expected a list [C, H, W], [C, L] or [D] of positive integers')
 
 
 def test_mistyped_field(tmp_path: Path) -> None:

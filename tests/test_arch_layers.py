@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from netbuilder.arch import LAYERS, ClusteringLayer, Layer, get_layer_class, layer_from_config
 from netbuilder.arch.blocks import IndexStore
@@ -33,16 +34,37 @@ EXAMPLES: dict[str, tuple[dict, tuple[int, ...], tuple[int, ...]]] = {
 }
 
 
+# The same types on a signal [C, L]: the dimension comes from the input shape. Types that only take a flat input
+# have no signal example (FLAT_ONLY); every other new type needs one.
+SIGNAL_EXAMPLES: dict[str, tuple[dict, tuple[int, ...], tuple[int, ...]]] = {
+    "conv": ({"type": "conv", "filters": 4, "kernel_size": 5, "stride": 2, "padding": "same",
+              "batch_norm": True, "activation": "leaky_relu"}, (3, 64), (4, 32)),
+    "conv_transpose": ({"type": "conv_transpose", "filters": 3, "kernel_size": 3, "stride": 2,
+                        "padding": [[0, 1]], "output_padding": 1}, (2, 4), (3, 9)),
+    "maxpool": ({"type": "maxpool", "pool_size": 3, "stride": 2}, (2, 9), (2, 4)),
+    "avgpool": ({"type": "avgpool", "pool_size": 2}, (2, 9), (2, 4)),
+    "unpool": ({"type": "unpool", "size": 2, "output_padding": 1}, (2, 4), (2, 9)),
+    "flatten": ({"type": "flatten"}, (2, 12), (24,)),
+    "reshape": ({"type": "reshape", "shape": [2, -1]}, (24,), (2, 12)),
+    "batchnorm": ({"type": "batchnorm", "momentum": 0.2}, (3, 16), (3, 16)),
+    "layernorm": ({"type": "layernorm"}, (3, 16), (3, 16)),
+    "dropout": ({"type": "dropout", "rate": 0.3}, (3, 16), (3, 16)),
+    "activation": ({"type": "activation", "name": "leaky_relu", "negative_slope": 0.2}, (2, 5), (2, 5)),
+    "l2normalize": ({"type": "l2normalize"}, (2, 5), (2, 5)),
+}
+FLAT_ONLY = {"dense"}
+
+
 def test_every_registered_type_has_an_example() -> None:
     assert set(EXAMPLES) == set(LAYERS)
+    assert set(SIGNAL_EXAMPLES) == set(LAYERS) - FLAT_ONLY
     required = {"conv", "conv_transpose", "maxpool", "avgpool", "unpool", "dense", "flatten", "reshape",
                 "batchnorm", "layernorm", "dropout", "activation", "l2normalize"}
     assert required <= set(LAYERS)
 
 
-@pytest.mark.parametrize("name", sorted(LAYERS))
-def test_registered_layer(name: str) -> None:
-    config, in_shape, out_shape = EXAMPLES[name]
+def _check_layer(name: str, config: dict, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> nn.Module:
+    """Config round trip, shape rule, parameter count and a forward pass of one layer agree; the module."""
     layer = layer_from_config(config)
     assert isinstance(layer, LAYERS[name]) and isinstance(layer, Layer)
     # get_config/from_config round trip; the full config includes every default
@@ -60,7 +82,75 @@ def test_registered_layer(name: str) -> None:
     assert tuple(y.shape) == (4, *out_shape)
     assert torch.isfinite(y).all()
     assert layer.param_count(in_shape) == sum(p.numel() for p in module.parameters())
-    assert isinstance(layer.describe(), str) and layer.describe().startswith(name.split("_")[0][:4])
+    for text in (layer.describe(), layer.describe_for(in_shape)):
+        assert isinstance(text, str) and text.startswith(name.split("_")[0][:4])
+    return module
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_registered_layer(name: str) -> None:
+    _check_layer(name, *EXAMPLES[name])
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_registered_layer_on_a_signal(name: str) -> None:
+    if name in FLAT_ONLY:
+        with pytest.raises(ArchError, match="expects a flat input, received 3x16"):
+            layer_from_config(EXAMPLES[name][0]).output_shape((3, 16), ShapeContext("encoder", 0, []))
+        return
+    module = _check_layer(name, *SIGNAL_EXAMPLES[name])
+    # a 1-D layer, not a 2-D one that happened to accept the tensor (torch takes [C, H, W] as one unbatched image)
+    assert not any(type(m).__name__.endswith("2d") for m in module.modules())
+
+
+def test_signal_layers_are_1d_modules_and_describe_1d_sizes() -> None:
+    ctx = ShapeContext("encoder", 0, [], IndexStore())
+    conv = layer_from_config(SIGNAL_EXAMPLES["conv"][0])
+    block = conv.build((3, 64), ctx)
+    assert isinstance(block.conv, nn.Conv1d) and isinstance(block.bn, nn.BatchNorm1d)
+    assert block.conv.kernel_size == (5,) and block.conv.stride == (2,)
+    assert conv.describe_for((3, 64)) == "conv 4@5 s2 same, bn, leaky_relu"
+    assert conv.describe_for((3, 64, 64)) == conv.describe() == "conv 4@5x5 s2 same, bn, leaky_relu"
+    transpose = layer_from_config(SIGNAL_EXAMPLES["conv_transpose"][0])
+    assert transpose.describe_for((2, 4)) == transpose.describe() == "conv_transpose 3@3 s2 pad (0,1) +1, relu"
+    # output_padding goes after the padding, not inside an explicit padding's "(0,1)"
+    image_transpose = layer_from_config(EXAMPLES["conv_transpose"][0])
+    assert image_transpose.describe() == "conv_transpose 3@3x3 s2 pad (0,1)x(1,0) +1, relu"
+    pool = layer_from_config({"type": "maxpool", "pool_size": 2, "return_indices": True})
+    assert isinstance(pool.build((2, 8), ctx).pool, nn.MaxPool1d)
+    assert pool.describe_for((2, 8)) == "maxpool 2, indices"
+    assert isinstance(layer_from_config({"type": "avgpool"}).build((2, 8), ctx), nn.AvgPool1d)
+    assert isinstance(layer_from_config({"type": "batchnorm"}).build((2, 8), ctx), nn.BatchNorm1d)
+
+
+@pytest.mark.parametrize("config, field, message", [
+    ({"type": "conv", "filters": 2, "kernel_size": [3, 3]}, "kernel_size",
+     "expected an integer for the 1-D input, received [3, 3] (a [height, width] pair is for images)"),
+    ({"type": "maxpool", "pool_size": 2, "stride": [1, 2]}, "stride", "expected an integer for the 1-D input"),
+    ({"type": "conv", "filters": 2, "kernel_size": 3, "padding": [1, 2]}, "padding",
+     "expected 'same', 'valid', an integer or [[left, right]] for the 1-D input, received [1, 2]"),
+    ({"type": "conv", "filters": 2, "kernel_size": 3, "padding": [[1, 2], [0, 0]]}, "padding",
+     "expected 'same', 'valid', an integer or [[left, right]] for the 1-D input"),
+    ({"type": "conv", "filters": 2, "kernel_size": 9}, "kernel_size", "9 is larger than the 4-long input "
+                                                                      "(the output would be -4)"),
+    ({"type": "conv", "filters": 2, "kernel_size": 9, "padding": 1}, "kernel_size",
+     "9 is larger than the 4-long input padded to 6 (the output would be -2)"),
+    ({"type": "avgpool", "pool_size": 5}, "pool_size", "5 is larger than the 4-long input"),
+    ({"type": "conv_transpose", "filters": 2, "kernel_size": 1, "padding": 3}, "padding",
+     "pad 3 crops the output of the 4-long input to -2; expected at least 1"),
+])
+def test_signal_shape_errors_name_the_field(config: dict, field: str, message: str) -> None:
+    with pytest.raises(ArchError) as err:
+        layer_from_config(config).output_shape((3, 4), ShapeContext("encoder", 0, []))
+    assert str(err.value).startswith(f"/{field}: {message}")
+
+
+def test_a_single_padding_pair_is_for_signals_only() -> None:
+    conv = layer_from_config({"type": "conv", "filters": 2, "kernel_size": 3, "padding": [[1, 0]]})
+    assert conv.output_shape((1, 8), ShapeContext("encoder", 0, [])) == (2, 7)
+    with pytest.raises(ArchError, match=r"^/padding: expected 'same', 'valid', an integer or \[h, w\] or "
+                                        r"\[\[top, bottom\], \[left, right\]\] for the 2-D input"):
+        conv.output_shape((1, 8, 8), ShapeContext("encoder", 0, []))
 
 
 def test_layer_values() -> None:

@@ -1,19 +1,23 @@
 """The built-in layer types. Each is one registered class: fields, shape rule, parameter count, module, mirror.
 
-Shapes exclude the batch dimension: ``(C, H, W)`` for images, ``(D,)`` for vectors.
+Shapes exclude the batch dimension: ``(C, H, W)`` for images, ``(C, L)`` for multichannel signals, ``(D,)`` for
+vectors. The spatial types (conv, conv_transpose, pools, unpool) take their dimension from the input shape:
+the same ``conv`` layer is a 2-D convolution on an image and a 1-D one on a signal (see :mod:`.spatial`).
 """
 from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Sequence
 
 from torch import nn
 
 from . import blocks
-from .blocks import ACTIVATIONS, MaxIndexUnpool, MaxPoolWithIndices, Pad2d, RepeatUnpool, make_activation
+from .blocks import ACTIVATIONS, MaxIndexUnpool, MaxPoolWithIndices, Pad, RepeatUnpool, make_activation
 from .errors import SpecError, fmt_shape, invalid_argument
 from .registry import Field, Layer, Post, Shape, ShapeContext, register_layer
+from .spatial import (SPATIAL_DIMS, batchnorm_class, explicit_pads, extent_text, padding_text, size_text, sizes,
+                      spatial_dims, torch_layer)
 
 # -- shared field schemas --------------------------------------------------------------------------------------------
 POSITIVE_INT = {"type": "integer", "minimum": 1}
@@ -26,14 +30,17 @@ def _pair_of(item: dict[str, Any]) -> dict[str, Any]:
 
 POSITIVE_SIZE = {"anyOf": [POSITIVE_INT, _pair_of(POSITIVE_INT)]}
 NON_NEGATIVE_SIZE = {"anyOf": [NON_NEGATIVE_INT, _pair_of(NON_NEGATIVE_INT)]}
+# Explicit [start, end] pairs: one per spatial dimension, so one pair ([[left, right]]) on a signal.
 PADDING = {"anyOf": [{"enum": ["same", "valid"]}, NON_NEGATIVE_INT, _pair_of(NON_NEGATIVE_INT),
-                     _pair_of(_pair_of(NON_NEGATIVE_INT))]}
+                     {"type": "array", "items": _pair_of(NON_NEGATIVE_INT), "minItems": 1, "maxItems": 2}]}
 ACTIVATION = {"title": "activation", "enum": list(ACTIVATIONS)}
 BOOLEAN = {"type": "boolean"}
 RATE = {"type": "number", "minimum": 0, "exclusiveMaximum": 1}
 
-PADDING_DOC = ("'valid' (none), 'same' (TF-style: output = ceil(input / stride), extra padding at the bottom/right), "
-               "an integer or [h, w] (symmetric), or [[top, bottom], [left, right]]")
+SIZE_DOC = "an integer, or [height, width] on images"
+PADDING_DOC = ("'valid' (none), 'same' (TF-style: output = ceil(input / stride), extra padding at the bottom/right "
+               "or end), an integer or [h, w] (symmetric), or [[top, bottom], [left, right]] ([[left, right]] on "
+               "signals)")
 
 
 def pair(value: int | list[int]) -> tuple[int, int]:
@@ -41,35 +48,6 @@ def pair(value: int | list[int]) -> tuple[int, int]:
     if isinstance(value, (list, tuple)):
         return int(value[0]), int(value[1])
     return int(value), int(value)
-
-
-def _size_text(value: int | list[int]) -> str:
-    h, w = pair(value)
-    return str(h) if h == w else f"{h}x{w}"
-
-
-def _explicit_pads(padding: Any) -> tuple[tuple[int, int], tuple[int, int]]:
-    """[[top, bottom], [left, right]] for an explicit padding value (int, [h, w] or pairs)."""
-    if isinstance(padding, list) and isinstance(padding[0], list):
-        return (int(padding[0][0]), int(padding[0][1])), (int(padding[1][0]), int(padding[1][1]))
-    h, w = pair(padding)
-    return (h, h), (w, w)
-
-
-def _padding_text(padding: Any) -> str:
-    if isinstance(padding, str):
-        return padding
-    (t, b), (l, r) = _explicit_pads(padding)
-    if t == b and l == r:
-        return f"pad {t}" if t == l else f"pad {t}x{l}"
-    return f"pad ({t},{b})x({l},{r})"
-
-
-def _image(layer: Layer, shape: Shape) -> tuple[int, int, int]:
-    if len(shape) != 3:
-        raise SpecError((), f"a {layer.type_name} layer expects an image input [C, H, W], received a vector of "
-                            f"{shape[0]} values; put it before the flatten, or use dense layers")
-    return int(shape[0]), int(shape[1]), int(shape[2])
 
 
 def _settings_text(layer: Layer) -> str:
@@ -80,10 +58,10 @@ def _settings_text(layer: Layer) -> str:
     return ", " + ", ".join(parts)
 
 
-def _head(modules: "OrderedDict[str, nn.Module]", layer: Layer, channels: int, dims: int) -> nn.Sequential:
-    """Append batch norm and activation (in that order) to ``modules``."""
+def _head(modules: "OrderedDict[str, nn.Module]", layer: Layer, channels: int, rank: int) -> nn.Sequential:
+    """Append batch norm (for a sample of ``rank`` dimensions) and activation, in that order, to ``modules``."""
     if layer.config.get("batch_norm"):
-        modules["bn"] = nn.BatchNorm2d(channels) if dims == 3 else nn.BatchNorm1d(channels)
+        modules["bn"] = batchnorm_class(rank)(channels)
     if layer.config["activation"] != "linear":
         modules["act"] = make_activation(layer.config["activation"])
     return nn.Sequential(modules)
@@ -101,81 +79,121 @@ def _weighted_fields(default_activation: str = "relu") -> dict[str, Field]:
     }
 
 
+def _compact(values: Sequence[int]) -> int | list[int]:
+    """One integer when every dimension has the same value (reads like a hand-written spec), else the list."""
+    return values[0] if len(set(values)) == 1 else list(values)
+
+
+class _Spatial(Layer):
+    """Base of the types that work on images [C, H, W] and signals [C, L]; the dimension comes from the input.
+
+    Subclasses word their description for a number of spatial dimensions in :meth:`describe_dims`.
+    """
+
+    def dims(self, input_shape: Shape) -> int:
+        """Spatial dimensions of ``input_shape`` (2 for an image, 1 for a signal); a vector is a SpecError."""
+        return spatial_dims(self.type_name, input_shape)
+
+    def sizes(self, name: str, dims: int) -> tuple[int, ...]:
+        """Field ``name`` (an integer or one entry per dimension) as one integer per spatial dimension."""
+        return sizes(name, self.config[name], dims)
+
+    def describe_dims(self, dims: int) -> str:
+        """The description for an input with ``dims`` spatial dimensions."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        # Without an input shape: word it for images, unless the fields only fit a signal ([[left, right]]).
+        try:
+            return self.describe_dims(2)
+        except SpecError:
+            return self.describe_dims(1)
+
+    def describe_for(self, input_shape: Shape) -> str:
+        dims = len(input_shape) - 1
+        return self.describe_dims(dims) if dims in SPATIAL_DIMS else self.describe()
+
+
 # -- convolutions ----------------------------------------------------------------------------------------------------
 @register_layer
-class Conv(Layer):
-    """2-D convolution (+ optional batch norm) + activation."""
+class Conv(_Spatial):
+    """Convolution (2-D on images, 1-D on signals) (+ optional batch norm) + activation."""
 
     type_name = "conv"
-    doc = "2-D convolution, then optional batch norm, then the activation."
+    doc = ("Convolution (2-D on an image [C, H, W], 1-D on a signal [C, L]), then optional batch norm, then the "
+           "activation.")
     role = "weighted"
     fields = {
         "filters": Field(POSITIVE_INT, "Number of output channels."),
-        "kernel_size": Field(POSITIVE_SIZE, "Kernel size: an integer or [height, width]."),
-        "stride": Field(POSITIVE_SIZE, "Stride: an integer or [height, width].", 1),
+        "kernel_size": Field(POSITIVE_SIZE, f"Kernel size: {SIZE_DOC}."),
+        "stride": Field(POSITIVE_SIZE, f"Stride: {SIZE_DOC}.", 1),
         "padding": Field(PADDING, "Padding: " + PADDING_DOC + ".", "valid"),
         **_weighted_fields(),
     }
 
-    def pads(self, height: int, width: int) -> tuple[tuple[int, int], tuple[int, int]]:
-        """[[top, bottom], [left, right]] zero padding for an input of ``height`` x ``width``."""
+    def pads(self, extent: Sequence[int]) -> list[tuple[int, int]]:
+        """(start, end) zero padding per spatial dimension for an input of spatial size ``extent``."""
+        dims = len(extent)
         padding = self.config["padding"]
         if padding == "valid":
-            return (0, 0), (0, 0)
+            return [(0, 0)] * dims
         if padding == "same":
             out = []
-            for n, k, s in zip((height, width), pair(self.config["kernel_size"]), pair(self.config["stride"])):
+            for n, k, s in zip(extent, self.sizes("kernel_size", dims), self.sizes("stride", dims)):
                 total = max((math.ceil(n / s) - 1) * s + k - n, 0)
                 out.append((total // 2, total - total // 2))
-            return out[0], out[1]
-        return _explicit_pads(padding)
+            return out
+        return explicit_pads("padding", padding, dims)
 
     def output_shape(self, input_shape: Shape, ctx: ShapeContext) -> Shape:
-        _, h, w = _image(self, input_shape)
-        (t, b), (l, r) = self.pads(h, w)
-        k, s = pair(self.config["kernel_size"]), pair(self.config["stride"])
-        padded = (h + t + b, w + l + r)
+        dims = self.dims(input_shape)
+        extent = tuple(input_shape[1:])
+        pads = self.pads(extent)
+        k, s = self.sizes("kernel_size", dims), self.sizes("stride", dims)
+        padded = tuple(n + a + b for n, (a, b) in zip(extent, pads))
         out = tuple((n - kk) // ss + 1 for n, kk, ss in zip(padded, k, s))
-        if k[0] > padded[0] or k[1] > padded[1]:
-            where = f"the {h}x{w} input" + (f" padded to {padded[0]}x{padded[1]}" if padded != (h, w) else "")
-            raise SpecError(("kernel_size",), f"{_size_text(self.config['kernel_size'])} is larger than {where} "
-                                              f"(the output would be {out[0]}x{out[1]})")
-        return (self.config["filters"], out[0], out[1])
+        if any(kk > n for kk, n in zip(k, padded)):
+            where = f"the {extent_text(extent)} input" + (f" padded to {fmt_shape(padded)}" if padded != extent else "")
+            raise SpecError(("kernel_size",), f"{size_text(k)} is larger than {where} (the output would be "
+                                              f"{fmt_shape(out)})")
+        return (self.config["filters"], *out)
 
     def param_count(self, input_shape: Shape) -> int:
-        kh, kw = pair(self.config["kernel_size"])
+        k = self.sizes("kernel_size", len(input_shape) - 1)
         f = self.config["filters"]
-        return kh * kw * input_shape[0] * f + (f if self.config["bias"] else 0) + _settings_params(self, f)
+        return math.prod(k) * input_shape[0] * f + (f if self.config["bias"] else 0) + _settings_params(self, f)
 
     def build(self, input_shape: Shape, ctx: ShapeContext) -> nn.Module:
-        c, h, w = _image(self, input_shape)
-        (t, b), (l, r) = self.pads(h, w)
+        dims = self.dims(input_shape)
+        pads = self.pads(input_shape[1:])
         modules: OrderedDict[str, nn.Module] = OrderedDict()
-        symmetric = t == b and l == r
+        symmetric = all(a == b for a, b in pads)
         if not symmetric:
-            modules["pad"] = Pad2d(l, r, t, b)
-        modules["conv"] = nn.Conv2d(c, self.config["filters"], pair(self.config["kernel_size"]),
-                                    pair(self.config["stride"]), padding=(t, l) if symmetric else 0,
-                                    bias=self.config["bias"])
-        return _head(modules, self, self.config["filters"], 3)
+            modules["pad"] = Pad(pads)
+        modules["conv"] = torch_layer("Conv", dims)(
+            input_shape[0], self.config["filters"], self.sizes("kernel_size", dims), self.sizes("stride", dims),
+            padding=tuple(a for a, _ in pads) if symmetric else 0, bias=self.config["bias"])
+        return _head(modules, self, self.config["filters"], len(input_shape))
 
     def mirror(self, input_shape: Shape, output_shape: Shape, post: Post, index: int) -> list[Layer]:
-        k, s = pair(self.config["kernel_size"]), pair(self.config["stride"])
-        pads = self.pads(input_shape[1], input_shape[2])
-        crops = []  # per dim: (crop at the start, effective crop at the end; negative = zero rows appended)
-        for n, o, kk, ss, (t, _) in zip(input_shape[1:], output_shape[1:], k, s, pads):
-            full = (o - 1) * ss + kk
-            crops.append((t, full - n - t))
+        dims = len(input_shape) - 1
+        k, s = self.sizes("kernel_size", dims), self.sizes("stride", dims)
+        pads = self.pads(input_shape[1:])
+        # per dim: (crop at the start, effective crop at the end; negative = zero rows appended)
+        crops = [(t, (o - 1) * ss + kk - n - t)
+                 for n, o, kk, ss, (t, _) in zip(input_shape[1:], output_shape[1:], k, s, pads)]
         padding, output_padding = _transpose_padding(crops, k, s, input_shape[1:], output_shape[1:])
         return [ConvTranspose(filters=input_shape[0], kernel_size=self.config["kernel_size"],
                               stride=self.config["stride"], padding=padding, output_padding=output_padding,
                               activation=post.activation, batch_norm=post.batch_norm, bias=self.config["bias"])]
 
-    def describe(self) -> str:
-        stride = pair(self.config["stride"])
-        st = "" if stride == (1, 1) else f" s{_size_text(self.config['stride'])}"
-        kh, kw = pair(self.config["kernel_size"])
-        return (f"{self.type_name} {self.config['filters']}@{kh}x{kw}{st} {_padding_text(self.config['padding'])}"
+    def describe_dims(self, dims: int) -> str:
+        stride = self.sizes("stride", dims)
+        st = "" if all(v == 1 for v in stride) else f" s{size_text(stride)}"
+        # conv_transpose shares this wording, with its output_padding after the padding
+        op = self.sizes("output_padding", dims) if "output_padding" in self.config else ()
+        return (f"{self.type_name} {self.config['filters']}@{fmt_shape(self.sizes('kernel_size', dims))}{st} "
+                f"{padding_text(self.config['padding'], dims)}{f' +{size_text(op)}' if any(op) else ''}"
                 f"{_settings_text(self)}")
 
 
@@ -184,45 +202,43 @@ def _same_transpose_crops(k: int, s: int) -> tuple[int, int]:
     return (total // 2, total - total // 2) if total >= 0 else (0, total)
 
 
-def _compact(values: list[int]) -> int | list[int]:
-    return values[0] if values[0] == values[1] else list(values)
-
-
-def _transpose_padding(crops: list[tuple[int, int]], k: tuple[int, int], s: tuple[int, int],
-                       in_hw: Shape, out_hw: Shape) -> tuple[Any, Any]:
+def _transpose_padding(crops: list[tuple[int, int]], k: Sequence[int], s: Sequence[int],
+                       in_extent: Shape, out_extent: Shape) -> tuple[Any, Any]:
     """The simplest conv_transpose ``padding``/``output_padding`` that crops exactly ``crops``.
 
     Prefer 'same' (reads like the encoder), then PyTorch's symmetric padding + output_padding, and fall back to
-    explicit [[top, bottom], [left, right]] crops when the encoder's padding was asymmetric.
+    explicit [start, end] crops per dimension when the encoder's padding was asymmetric.
     """
-    if all(n == o * ss and _same_transpose_crops(kk, ss) == c for n, o, kk, ss, c in zip(in_hw, out_hw, k, s, crops)):
+    if all(n == o * ss and _same_transpose_crops(kk, ss) == c
+           for n, o, kk, ss, c in zip(in_extent, out_extent, k, s, crops)):
         return "same", 0
     starts = [c[0] for c in crops]
     extra = [c[0] - c[1] for c in crops]
     if all(0 <= e < ss for e, ss in zip(extra, s)):
-        padding = "valid" if starts == [0, 0] else _compact(starts)
+        padding = "valid" if not any(starts) else _compact(starts)
         return padding, _compact(extra)
     padding = [[c[0], max(c[1], 0)] for c in crops]
     return padding, _compact([max(-c[1], 0) for c in crops])
 
 
 @register_layer
-class ConvTranspose(Layer):
-    """2-D transposed convolution (+ optional batch norm) + activation."""
+class ConvTranspose(_Spatial):
+    """Transposed convolution (2-D on images, 1-D on signals) (+ optional batch norm) + activation."""
 
     type_name = "conv_transpose"
-    doc = ("2-D transposed convolution, then optional batch norm, then the activation. Output size per dimension: "
-           "(in - 1) * stride + kernel - crop_start - crop_end + output_padding; 'same' gives in * stride.")
+    doc = ("Transposed convolution (2-D on an image, 1-D on a signal), then optional batch norm, then the "
+           "activation. Output size per dimension: (in - 1) * stride + kernel - crop_start - crop_end + "
+           "output_padding; 'same' gives in * stride.")
     role = "weighted"
     fields = {
         "filters": Field(POSITIVE_INT, "Number of output channels."),
-        "kernel_size": Field(POSITIVE_SIZE, "Kernel size: an integer or [height, width]."),
-        "stride": Field(POSITIVE_SIZE, "Stride: an integer or [height, width].", 1),
+        "kernel_size": Field(POSITIVE_SIZE, f"Kernel size: {SIZE_DOC}."),
+        "stride": Field(POSITIVE_SIZE, f"Stride: {SIZE_DOC}.", 1),
         "padding": Field(PADDING, "Rows/columns cropped from the full output: 'valid' (none), 'same' (output = "
                                   "input * stride), an integer or [h, w] (both sides, as in PyTorch), or "
-                                  "[[top, bottom], [left, right]].", "valid"),
-        "output_padding": Field(NON_NEGATIVE_SIZE, "Extra rows/columns added at the bottom/right, smaller than "
-                                                   "the stride (as in PyTorch).", 0),
+                                  "[[top, bottom], [left, right]] ([[left, right]] on signals).", "valid"),
+        "output_padding": Field(NON_NEGATIVE_SIZE, "Extra rows/columns added at the bottom/right (end), smaller "
+                                                   "than the stride (as in PyTorch).", 0),
         **_weighted_fields(),
     }
 
@@ -230,104 +246,99 @@ class ConvTranspose(Layer):
         for op, s in zip(pair(self.config["output_padding"]), pair(self.config["stride"])):
             if op >= s:
                 raise SpecError(("output_padding",), invalid_argument(
-                    "output_padding", f"a value smaller than the stride ({_size_text(self.config['stride'])})",
+                    "output_padding", f"a value smaller than the stride ({size_text(pair(self.config['stride']))})",
                     self.config["output_padding"]))
 
-    def crops(self) -> list[tuple[int, int]]:
-        """Per dimension (crop at the start, crop at the end); a negative end crop appends zero rows."""
+    def crops(self, dims: int) -> list[tuple[int, int]]:
+        """Per spatial dimension (crop at the start, crop at the end); a negative end crop appends zero rows."""
         padding = self.config["padding"]
-        k, s = pair(self.config["kernel_size"]), pair(self.config["stride"])
         if padding == "valid":
-            return [(0, 0), (0, 0)]
+            return [(0, 0)] * dims
         if padding == "same":
-            return [_same_transpose_crops(kk, ss) for kk, ss in zip(k, s)]
-        return list(_explicit_pads(padding))
+            return [_same_transpose_crops(kk, ss)
+                    for kk, ss in zip(self.sizes("kernel_size", dims), self.sizes("stride", dims))]
+        return explicit_pads("padding", padding, dims)
 
     def output_shape(self, input_shape: Shape, ctx: ShapeContext) -> Shape:
-        _, h, w = _image(self, input_shape)
-        k, s = pair(self.config["kernel_size"]), pair(self.config["stride"])
-        op = pair(self.config["output_padding"])
+        dims = self.dims(input_shape)
+        extent = input_shape[1:]
+        k, s = self.sizes("kernel_size", dims), self.sizes("stride", dims)
+        op = self.sizes("output_padding", dims)
         out = tuple((n - 1) * ss + kk - a - b + o
-                    for n, kk, ss, (a, b), o in zip((h, w), k, s, self.crops(), op))
+                    for n, kk, ss, (a, b), o in zip(extent, k, s, self.crops(dims), op))
         if min(out) < 1:
-            raise SpecError(("padding",), f"{_padding_text(self.config['padding'])} crops the output of the "
-                                          f"{h}x{w} input to {out[0]}x{out[1]}; expected at least 1x1")
-        return (self.config["filters"], out[0], out[1])
+            raise SpecError(("padding",), f"{padding_text(self.config['padding'], dims)} crops the output of the "
+                                          f"{extent_text(extent)} input to {fmt_shape(out)}; expected at least "
+                                          f"{fmt_shape((1,) * dims)}")
+        return (self.config["filters"], *out)
 
     def param_count(self, input_shape: Shape) -> int:
-        kh, kw = pair(self.config["kernel_size"])
-        f = self.config["filters"]
-        return kh * kw * input_shape[0] * f + (f if self.config["bias"] else 0) + _settings_params(self, f)
+        return Conv.param_count(self, input_shape)  # type: ignore[arg-type]  # same weights as a conv
 
     def build(self, input_shape: Shape, ctx: ShapeContext) -> nn.Module:
-        c = _image(self, input_shape)[0]
-        k, s = pair(self.config["kernel_size"]), pair(self.config["stride"])
-        op = pair(self.config["output_padding"])
-        (t, b), (l, r) = self.crops()
+        dims = self.dims(input_shape)
+        k, s = self.sizes("kernel_size", dims), self.sizes("stride", dims)
+        op = self.sizes("output_padding", dims)
+        crops = self.crops(dims)
+        layer = torch_layer("ConvTranspose", dims)
         modules: OrderedDict[str, nn.Module] = OrderedDict()
-        if t == b >= 0 and l == r >= 0:
-            modules["conv"] = nn.ConvTranspose2d(c, self.config["filters"], k, s, padding=(t, l), output_padding=op,
-                                                 bias=self.config["bias"])
+        if all(a == b >= 0 for a, b in crops):
+            modules["conv"] = layer(input_shape[0], self.config["filters"], k, s, padding=tuple(a for a, _ in crops),
+                                    output_padding=op, bias=self.config["bias"])
         else:
-            modules["conv"] = nn.ConvTranspose2d(c, self.config["filters"], k, s, bias=self.config["bias"])
-            modules["crop"] = Pad2d(-l, op[1] - r, -t, op[0] - b)
-        return _head(modules, self, self.config["filters"], 3)
+            modules["conv"] = layer(input_shape[0], self.config["filters"], k, s, bias=self.config["bias"])
+            modules["crop"] = Pad([(-a, o - b) for (a, b), o in zip(crops, op)])
+        return _head(modules, self, self.config["filters"], len(input_shape))
 
     def mirror(self, input_shape: Shape, output_shape: Shape, post: Post, index: int) -> list[Layer]:
         raise SpecError((), "a conv_transpose layer in the encoder cannot be mirrored; give an explicit decoder")
 
-    def describe(self) -> str:
-        text = Conv.describe(self)  # same wording; output_padding appended when used
-        op = pair(self.config["output_padding"])
-        if op != (0, 0):
-            text = text.replace(",", f" +{_size_text(self.config['output_padding'])},", 1)
-        return text
+    def describe_dims(self, dims: int) -> str:
+        return Conv.describe_dims(self, dims)  # type: ignore[arg-type]  # same wording
 
 
 # -- pooling -----------------------------------------------------------------------------------------------------
-class _Pool(Layer):
+class _Pool(_Spatial):
     def normalize(self) -> None:
         self.config.setdefault("stride", self.config["pool_size"])
 
     def output_shape(self, input_shape: Shape, ctx: ShapeContext) -> Shape:
-        c, h, w = _image(self, input_shape)
-        p, s = pair(self.config["pool_size"]), pair(self.config["stride"])
-        if p[0] > h or p[1] > w:
-            raise SpecError(("pool_size",), f"{_size_text(self.config['pool_size'])} is larger than the {h}x{w} input")
-        return (c, (h - p[0]) // s[0] + 1, (w - p[1]) // s[1] + 1)
+        dims = self.dims(input_shape)
+        extent = input_shape[1:]
+        p, s = self.sizes("pool_size", dims), self.sizes("stride", dims)
+        if any(pp > n for pp, n in zip(p, extent)):
+            raise SpecError(("pool_size",), f"{size_text(p)} is larger than the {extent_text(extent)} input")
+        return (input_shape[0], *((n - pp) // ss + 1 for n, pp, ss in zip(extent, p, s)))
 
     def mirror(self, input_shape: Shape, output_shape: Shape, post: Post, index: int) -> list[Layer]:
-        s = pair(self.config["stride"])
+        s = self.sizes("stride", len(input_shape) - 1)
         extra = [n - o * ss for n, o, ss in zip(input_shape[1:], output_shape[1:], s)]
         if all(0 <= e < ss for e, ss in zip(extra, s)):
             return [Unpool(size=self.config["stride"], output_padding=_compact(extra))]
         lo = [o * ss for o, ss in zip(output_shape[1:], s)]
         hi = [o * ss + ss - 1 for o, ss in zip(output_shape[1:], s)]
-        raise SpecError((), f"the mirrored decoder cannot reach this pool's {fmt_shape(input_shape[1:])} input: "
-                            f"unpooling its {fmt_shape(output_shape[1:])} output by {_size_text(self.config['stride'])}"
-                            f" gives {fmt_shape(lo)} to {fmt_shape(hi)}; use a stride equal to pool_size, set "
+        raise SpecError((), f"the mirrored decoder cannot reach this pool's {extent_text(input_shape[1:])} input: "
+                            f"unpooling its {extent_text(output_shape[1:])} output by {size_text(s)} gives "
+                            f"{fmt_shape(lo)} to {fmt_shape(hi)}; use a stride equal to pool_size, set "
                             "return_indices (maxpool), or give an explicit decoder")
 
-    def describe(self) -> str:
-        ph, pw = pair(self.config["pool_size"])
-        text = f"{self.type_name} {ph}x{pw}"
-        if pair(self.config["stride"]) != pair(self.config["pool_size"]):
-            text += f" s{_size_text(self.config['stride'])}"
-        return text
+    def describe_dims(self, dims: int) -> str:
+        p, s = self.sizes("pool_size", dims), self.sizes("stride", dims)
+        return f"{self.type_name} {fmt_shape(p)}" + (f" s{size_text(s)}" if s != p else "")
 
 
 _POOL_FIELDS = {
-    "pool_size": Field(POSITIVE_SIZE, "Pooling window: an integer or [height, width].", 2),
+    "pool_size": Field(POSITIVE_SIZE, f"Pooling window: {SIZE_DOC}.", 2),
     "stride": Field(POSITIVE_SIZE, "Stride; defaults to pool_size.", None),
 }
 
 
 @register_layer
 class MaxPool(_Pool):
-    """2-D max pooling (floor mode, no padding)."""
+    """Max pooling (2-D on images, 1-D on signals; floor mode, no padding)."""
 
     type_name = "maxpool"
-    doc = "2-D max pooling (no padding; rows that do not fill a window are dropped)."
+    doc = "Max pooling, 2-D on an image, 1-D on a signal (no padding; rows that do not fill a window are dropped)."
     fields = {
         **_POOL_FIELDS,
         "return_indices": Field(BOOLEAN, "Keep the argmax positions so the mirrored decoder unpools with them "
@@ -335,45 +346,48 @@ class MaxPool(_Pool):
     }
 
     def build(self, input_shape: Shape, ctx: ShapeContext) -> nn.Module:
-        p, s = pair(self.config["pool_size"]), pair(self.config["stride"])
+        dims = self.dims(input_shape)
+        p, s = self.sizes("pool_size", dims), self.sizes("stride", dims)
         if self.config["return_indices"]:
             assert ctx.store is not None
             return MaxPoolWithIndices(p, s, ctx.store, (ctx.part, ctx.index))
-        return nn.MaxPool2d(p, s)
+        return torch_layer("MaxPool", dims)(p, s)
 
     def mirror(self, input_shape: Shape, output_shape: Shape, post: Post, index: int) -> list[Layer]:
         if self.config["return_indices"]:
             return [Unpool(size=self.config["stride"], mode="max_indices", indices_from=index)]
         return super().mirror(input_shape, output_shape, post, index)
 
-    def describe(self) -> str:
-        return super().describe() + (", indices" if self.config["return_indices"] else "")
+    def describe_dims(self, dims: int) -> str:
+        return super().describe_dims(dims) + (", indices" if self.config["return_indices"] else "")
 
 
 @register_layer
 class AvgPool(_Pool):
-    """2-D average pooling (floor mode, no padding)."""
+    """Average pooling (2-D on images, 1-D on signals; floor mode, no padding)."""
 
     type_name = "avgpool"
-    doc = "2-D average pooling (no padding; rows that do not fill a window are dropped)."
+    doc = ("Average pooling, 2-D on an image, 1-D on a signal (no padding; rows that do not fill a window are "
+           "dropped).")
     fields = dict(_POOL_FIELDS)
 
     def build(self, input_shape: Shape, ctx: ShapeContext) -> nn.Module:
-        return nn.AvgPool2d(pair(self.config["pool_size"]), pair(self.config["stride"]))
+        dims = self.dims(input_shape)
+        return torch_layer("AvgPool", dims)(self.sizes("pool_size", dims), self.sizes("stride", dims))
 
 
 @register_layer
-class Unpool(Layer):
+class Unpool(_Spatial):
     """Inverse of a pool: repeat every pixel, or put values back at a max-pool's argmax positions."""
 
     type_name = "unpool"
-    doc = ("Inverse of a pool. mode 'repeat': every pixel repeated size times (then output_padding edge rows "
-           "replicated); mode 'max_indices': values placed at the argmax positions of the encoder maxpool "
-           "indices_from (which needs return_indices), restoring that pool's input shape.")
+    doc = ("Inverse of a pool (2-D on an image, 1-D on a signal). mode 'repeat': every pixel repeated size times "
+           "(then output_padding edge rows replicated); mode 'max_indices': values placed at the argmax positions "
+           "of the encoder maxpool indices_from (which needs return_indices), restoring that pool's input shape.")
     fields = {
-        "size": Field(POSITIVE_SIZE, "Repeat factor: an integer or [height, width].", 2),
+        "size": Field(POSITIVE_SIZE, f"Repeat factor: {SIZE_DOC}.", 2),
         "mode": Field({"title": "unpool mode", "enum": ["repeat", "max_indices"]}, "How to unpool.", "repeat"),
-        "output_padding": Field(NON_NEGATIVE_SIZE, "Edge rows/columns replicated at the bottom/right after "
+        "output_padding": Field(NON_NEGATIVE_SIZE, "Edge rows/columns replicated at the bottom/right (end) after "
                                                    "repeating (smaller than size).", 0),
         "indices_from": Field(NON_NEGATIVE_INT, "Index in the encoder list of the maxpool whose indices to use "
                                                 "(mode 'max_indices' only).", None),
@@ -392,7 +406,7 @@ class Unpool(Layer):
         for op, s in zip(pair(self.config["output_padding"]), pair(self.config["size"])):
             if op >= s:
                 raise SpecError(("output_padding",), invalid_argument(
-                    "output_padding", f"a value smaller than size ({_size_text(self.config['size'])})",
+                    "output_padding", f"a value smaller than size ({size_text(pair(self.config['size']))})",
                     self.config["output_padding"]))
 
     def _pool(self, ctx: ShapeContext) -> Any:
@@ -408,34 +422,33 @@ class Unpool(Layer):
         return target
 
     def output_shape(self, input_shape: Shape, ctx: ShapeContext) -> Shape:
-        c, h, w = _image(self, input_shape)
+        dims = self.dims(input_shape)
         if self.config["mode"] == "max_indices":
             pool = self._pool(ctx)
             if tuple(input_shape) != tuple(pool.output_shape):
                 raise SpecError((), f"expected the {fmt_shape(pool.output_shape)} output of /encoder/"
                                     f"{self.config['indices_from']}, received {fmt_shape(input_shape)}")
             return tuple(pool.input_shape)
-        s, op = pair(self.config["size"]), pair(self.config["output_padding"])
-        return (c, h * s[0] + op[0], w * s[1] + op[1])
+        s, op = self.sizes("size", dims), self.sizes("output_padding", dims)
+        return (input_shape[0], *(n * ss + o for n, ss, o in zip(input_shape[1:], s, op)))
 
     def build(self, input_shape: Shape, ctx: ShapeContext) -> nn.Module:
+        dims = self.dims(input_shape)
         if self.config["mode"] == "max_indices":
             pool = self._pool(ctx)
             assert ctx.store is not None
-            return MaxIndexUnpool(pair(pool.layer.config["pool_size"]), pair(pool.layer.config["stride"]),
+            return MaxIndexUnpool(pool.layer.sizes("pool_size", dims), pool.layer.sizes("stride", dims),
                                   pool.input_shape[1:], ctx.store, ("encoder", self.config["indices_from"]))
-        return RepeatUnpool(pair(self.config["size"]), pair(self.config["output_padding"]))
+        return RepeatUnpool(self.sizes("size", dims), self.sizes("output_padding", dims))
 
     def mirror(self, input_shape: Shape, output_shape: Shape, post: Post, index: int) -> list[Layer]:
         raise SpecError((), "an unpool layer in the encoder cannot be mirrored; give an explicit decoder")
 
-    def describe(self) -> str:
+    def describe_dims(self, dims: int) -> str:
         if self.config["mode"] == "max_indices":
             return f"unpool max_indices of /encoder/{self.config['indices_from']}"
-        text = f"unpool x{_size_text(self.config['size'])}"
-        if pair(self.config["output_padding"]) != (0, 0):
-            text += f" +{_size_text(self.config['output_padding'])}"
-        return text
+        op = self.sizes("output_padding", dims)
+        return f"unpool x{size_text(self.sizes('size', dims))}" + (f" +{size_text(op)}" if any(op) else "")
 
 
 # -- dense and shape changes -------------------------------------------------------------------------------------
@@ -481,7 +494,7 @@ class Dense(Layer):
 
 @register_layer
 class Flatten(Layer):
-    """Flatten [C, H, W] to [C*H*W]."""
+    """Flatten [C, H, W] to [C*H*W] (a signal [C, L] to [C*L])."""
 
     type_name = "flatten"
     doc = "Flatten the sample to a vector (mirrored as a reshape back)."
@@ -502,7 +515,7 @@ class Reshape(Layer):
     """Reshape the sample."""
 
     type_name = "reshape"
-    doc = "Reshape the sample to [C, H, W] or [D]; one entry may be -1 (inferred)."
+    doc = "Reshape the sample to [C, H, W], [C, L] or [D]; one entry may be -1 (inferred)."
     fields = {
         "shape": Field({"type": "array", "items": {"anyOf": [POSITIVE_INT, {"const": -1}]}, "minItems": 1,
                         "maxItems": 3}, "Target shape without the batch dimension."),
@@ -510,8 +523,9 @@ class Reshape(Layer):
 
     def check(self) -> None:
         shape = self.config["shape"]
-        if shape.count(-1) > 1 or len(shape) == 2:
-            raise SpecError(("shape",), invalid_argument("shape", "[C, H, W] or [D] with at most one -1", shape))
+        if shape.count(-1) > 1:
+            raise SpecError(("shape",), invalid_argument("shape", "[C, H, W], [C, L] or [D] with at most one -1",
+                                                         shape))
 
     def output_shape(self, input_shape: Shape, ctx: ShapeContext) -> Shape:
         shape = list(self.config["shape"])
@@ -538,10 +552,11 @@ class Reshape(Layer):
 # -- normalisation, regularisation, activation ------------------------------------------------------------------
 @register_layer
 class BatchNorm(Layer):
-    """Batch normalisation over channels (images) or features (vectors)."""
+    """Batch normalisation over channels (images, signals) or features (vectors)."""
 
     type_name = "batchnorm"
-    doc = "Batch normalisation over the channels of an image or the features of a vector (not mirrored)."
+    doc = ("Batch normalisation over the channels of an image or a signal, or the features of a vector (not "
+           "mirrored).")
     role = "batchnorm"
     fields = {
         "momentum": Field({"type": "number", "exclusiveMinimum": 0, "maximum": 1}, "Running-statistics momentum.",
@@ -553,8 +568,7 @@ class BatchNorm(Layer):
         return 2 * input_shape[0]
 
     def build(self, input_shape: Shape, ctx: ShapeContext) -> nn.Module:
-        kind = nn.BatchNorm2d if len(input_shape) == 3 else nn.BatchNorm1d
-        return kind(input_shape[0], eps=self.config["eps"], momentum=self.config["momentum"])
+        return batchnorm_class(len(input_shape))(input_shape[0], eps=self.config["eps"], momentum=self.config["momentum"])
 
 
 @register_layer

@@ -109,6 +109,12 @@ def convert_legacy(raw: dict[str, Any]) -> tuple[dict[str, Any], Callable[[JsonP
         kind = layer["type"]
         if kind == "Input":
             raise SpecError(("layers", j, "type"), "expected 'Input' only as the first layer, received a second one")
+        if kind != "Dense" and dims == 2:
+            # Converted as is, a Conv2D/MaxPool2D would silently become 1-D (the current format's conv/maxpool
+            # take their dimension from the input); the original format only had 2-D layers.
+            raise SpecError(("layers", j, "type"), f"a {kind} layer expects an image input [C, H, W], received the "
+                                                   f"signal {shape} (the original format has no 1-D layers; write "
+                                                   "the arch in the current format)")
         if kind == "Conv2D":
             cfg = {"type": "conv", "filters": layer["num_filters"], "kernel_size": _size(layer["filter_size"]),
                    "padding": layer.get("conv_mode", "valid"),

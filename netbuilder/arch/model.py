@@ -40,8 +40,8 @@ class Autoencoder(nn.Module):
         self.decoder = nn.Sequential(*[
             p.layer.build(p.input_shape, ShapeContext("decoder", i, plan.encoder, self._store))
             for i, p in enumerate(plan.decoder)])
-        self._rows = [("encoder", p.layer.describe(), p.output_shape) for p in plan.encoder] + \
-                     [("decoder", p.layer.describe(), p.output_shape) for p in plan.decoder]
+        self._rows = [(p.part, p.layer.describe_for(p.input_shape), p.output_shape)
+                      for p in plan.encoder + plan.decoder]
         self._unpool_keys = [m.key for m in self.decoder.modules() if isinstance(m, MaxIndexUnpool)]
 
     @property

@@ -146,6 +146,11 @@ class Layer:
         """A short human description for tables."""
         return self.type_name
 
+    def describe_for(self, input_shape: Shape) -> str:
+        """The description of this layer receiving ``input_shape`` (spatial types word 1-D and 2-D sizes
+        differently: a 5-long kernel prints as 5, a 5x5 one as 5x5); defaults to :meth:`describe`."""
+        return self.describe()
+
     # -- Keras-style config round trip --------------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
         """The full JSON config (defaults filled in); ``from_config(get_config())`` rebuilds an equal layer."""

@@ -64,9 +64,10 @@ def _architecture_def() -> dict[str, Any]:
         "name": _doc({"type": "string", "minLength": 1}, "Name used to select the arch (-a NAME) and to name its "
                                                          "output folders; not only digits."),
         "description": _doc({"type": "string"}, "Free text shown by `netbuilder arch show`."),
-        "input_shape": _doc({"title": "list [C, H, W] or [D] of positive integers", "type": "array",
+        "input_shape": _doc({"title": "list [C, H, W], [C, L] or [D] of positive integers", "type": "array",
                              "items": _POS_INT, "minItems": 1, "maxItems": 3},
-                            "Shape of one sample: [C, H, W] for images, [D] for vectors."),
+                            "Shape of one sample: [C, H, W] for images, [C, L] for multichannel signals (C "
+                            "channels of length L; conv/pool layers are then 1-D), [D] for vectors."),
         "defaults": _doc({"$ref": "#/$defs/defaults"}, "Per-layer-type defaults, overridden by each layer's fields."),
         "encoder": _doc(layer_list, "Encoder layers; the output of the last one (after latent options) is the code."),
         "decoder": _doc({"anyOf": [{"const": "mirror"}, layer_list]},

@@ -54,9 +54,6 @@ def _check_semantics(spec: dict[str, Any]) -> None:
     if spec["name"].strip().isdigit():
         raise SpecError(("name",), f"expected a name that is not only digits (digits select an arch by index), "
                                    f"received {json.dumps(spec['name'])}")
-    if len(spec["input_shape"]) == 2:
-        raise SpecError(("input_shape",), f"expected [C, H, W] or [D], received {json.dumps(spec['input_shape'])} "
-                                          "(2 values)")
 
 
 def _check_rules(spec: dict[str, Any]) -> None:
@@ -70,11 +67,11 @@ def _check_rules(spec: dict[str, Any]) -> None:
 def _shape_list(input_shape: Iterable[int]) -> list[int]:
     try:
         shape = [int(s) for s in input_shape]
-        ok = len(shape) in (1, 3) and all(s >= 1 for s in shape) and all(float(s) == s for s in input_shape)
+        ok = len(shape) in (1, 2, 3) and all(s >= 1 for s in shape) and all(float(s) == s for s in input_shape)
     except (TypeError, ValueError):
         ok = False
     if not ok:
-        raise SpecError(("input_shape",), f"expected [C, H, W] or [D] of positive integers, received "
+        raise SpecError(("input_shape",), f"expected [C, H, W], [C, L] or [D] of positive integers, received "
                                           f"{list(input_shape)!r} (the requested input shape)")
     return shape
 
