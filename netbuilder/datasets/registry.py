@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import DatasetError
 # Registration happens on import; this order is the order of `netbuilder datasets` and of error messages.
-from . import idxsets, coil20, digits, fashion, usps, folder  # noqa: F401,I001
+from . import idxsets, coil20, digits, fashion, usps, tep, folder, series, ucr  # noqa: F401,I001
 from .base import Dataset
 from .checksum import resized_fingerprint
 from .images import normalize_size, resize_images
