@@ -16,7 +16,7 @@ from netbuilder.datasets.cli import dataset_options, datasets
 from netbuilder.datasets.idx import write_idx
 from netbuilder.errors import DatasetError
 
-KNOWN = "known: MNIST, COIL20, DIGITS, FASHION-MNIST, USPS or folder:PATH"
+KNOWN = "known: MNIST, COIL20, DIGITS, FASHION-MNIST, USPS, TEP, folder:PATH, series:PATH or ucr:NAME"
 
 
 @pytest.fixture()
@@ -67,7 +67,7 @@ def test_unknown_name_lists_known_ones():
     with pytest.raises(DatasetError) as err:
         load_dataset("CIFAR10")
     assert str(err.value) == f"unknown dataset 'CIFAR10'; {KNOWN}"
-    assert list(DATASETS) == ["MNIST", "COIL20", "DIGITS", "FASHION-MNIST", "USPS"]
+    assert list(DATASETS) == ["MNIST", "COIL20", "DIGITS", "FASHION-MNIST", "USPS", "TEP"]
 
 
 @pytest.mark.parametrize("name", ["fashion-mnist", "FASHION_MNIST", "FashionMNIST", "fmnist"])
@@ -223,7 +223,7 @@ def test_subset_and_validation():
 def test_list_datasets(fake_mnist):
     root, _ = fake_mnist
     rows = {r["name"]: r for r in list_datasets(root)}
-    assert list(rows) == ["MNIST", "COIL20", "DIGITS", "FASHION-MNIST", "USPS"]
+    assert list(rows) == ["MNIST", "COIL20", "DIGITS", "FASHION-MNIST", "USPS", "TEP"]
     assert rows["MNIST"] == {"name": "MNIST", "shape": (1, 28, 28), "n_classes": 10, "size": 70000,
                              "location": str(root / "mnist"), "downloadable": True}
     assert rows["COIL20"]["location"] == "not present" and rows["COIL20"]["size"] == 1440
@@ -252,7 +252,9 @@ def test_cli_lists_datasets(fake_mnist):
     assert lines[3].split() == ["COIL20", "1x128x128", "20", "1,440", "yes", "not", "present"]
     assert lines[4].split()[:5] == ["DIGITS", "1x8x8", "10", "1,797", "bundled"]
     assert lines[6].split()[:4] == ["USPS", "1x16x16", "10", "9,298"]
-    assert "folder:PATH" in lines[-1]
+    assert lines[7].split()[:6] == ["TEP", "52x64", "-", "168", "by", "hand"]
+    assert [line.split()[1] for line in lines if line.startswith("also:")] == ["folder:PATH", "series:PATH",
+                                                                               "ucr:NAME"]
 
 
 def test_cli_uses_env(fake_mnist, monkeypatch):
@@ -285,4 +287,4 @@ def test_cli_missing_root_lists_everything_not_present(tmp_path):
     cmd, prefix = _cli()
     result = CliRunner().invoke(cmd, prefix + ["--data-dir", str(tmp_path / "nothing-here")])
     assert result.exit_code == 0, result.output
-    assert result.output.count("not present") == 4  # all but the bundled DIGITS
+    assert result.output.count("not present") == 5  # all but the bundled DIGITS

@@ -1,4 +1,8 @@
-"""The :class:`Dataset` record every loader returns, and the per-batch uint8 → float conversion."""
+"""The :class:`Dataset` record every loader returns, and the per-batch conversion to float.
+
+Two kinds of samples are held: images as uint8 ``N×C×H×W`` (scaled to ``[0, 1]`` one batch at a time) and
+signal windows as float32 ``N×C×L`` (already standardised by their loader, so they pass through unchanged).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -14,10 +18,13 @@ if TYPE_CHECKING:  # torch is heavy; it is imported only when a batch is actuall
 
 @dataclass(eq=False)  # arrays inside: compare explicitly, not with ==
 class Dataset:
-    """Images as uint8 ``N×C×H×W`` plus what is known about them.
+    """Samples plus what is known about them: images as uint8 ``N×C×H×W``, or signals as float32 ``N×C×L``.
 
-    ``images`` stays uint8 (a float32 copy of MNIST would be 4× larger); convert per batch with
-    :func:`to_float`. It may be a read-only ``np.memmap`` for folder datasets larger than memory likes.
+    Images stay uint8 (a float32 copy of MNIST would be 4× larger); convert per batch with :func:`to_float`.
+    They may be a read-only ``np.memmap`` for folder datasets larger than memory likes. Signal windows are
+    float32 already standardised per channel with ``mean`` and ``std`` (shape ``(C,)``, fitted on the
+    training / normal part only), kept here so that a model can save them and standardise new data the same
+    way; both are ``None`` for images.
     """
 
     name: str
@@ -29,11 +36,24 @@ class Dataset:
     split: str = "all"
     # Filled by loaders that know the file of each image (folders, COIL-20); empty otherwise.
     files: list[str] = field(default_factory=list, repr=False)
+    # Per-channel standardisation of signal windows (float32, shape (C,)); None for images.
+    mean: np.ndarray | None = field(default=None, repr=False)
+    std: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self.images.dtype != np.uint8 or self.images.ndim != 4:
-            raise DatasetError(f"{self.name}: images must be uint8 N×C×H×W, got {self.images.dtype} "
-                               f"with shape {self.images.shape}")
+        image = self.images.dtype == np.uint8 and self.images.ndim == 4
+        signal = self.images.dtype == np.float32 and self.images.ndim == 3
+        if not (image or signal):
+            raise DatasetError(f"{self.name}: samples must be uint8 N×C×H×W images or float32 N×C×L signals, got "
+                               f"{self.images.dtype} with shape {self.images.shape}")
+        for stat in ("mean", "std"):
+            value = getattr(self, stat)
+            if value is not None:
+                value = np.asarray(value, dtype=np.float32)
+                if value.shape != (self.images.shape[1],):
+                    raise DatasetError(f"{self.name}: {stat} must hold one value per channel "
+                                       f"({self.images.shape[1]}), got shape {value.shape}")
+                setattr(self, stat, value)
         if not self.images.flags.c_contiguous:
             self.images = np.ascontiguousarray(self.images)
         if self.labels is not None:
@@ -45,10 +65,14 @@ class Dataset:
         return int(self.images.shape[0])
 
     @property
-    def shape(self) -> tuple[int, int, int]:
-        """``(C, H, W)`` of one image."""
-        c, h, w = self.images.shape[1:]
-        return int(c), int(h), int(w)
+    def shape(self) -> tuple[int, ...]:
+        """``(C, H, W)`` of one image, or ``(C, L)`` of one signal window."""
+        return tuple(int(d) for d in self.images.shape[1:])
+
+    @property
+    def is_signal(self) -> bool:
+        """Whether the samples are float32 signal windows ``N×C×L`` rather than uint8 images."""
+        return self.images.ndim == 3
 
     @property
     def n_classes(self) -> int | None:
@@ -76,17 +100,24 @@ class Dataset:
             source=self.source,
             split=self.split,
             files=[self.files[i] for i in idx] if self.files else [],
+            mean=self.mean,
+            std=self.std,
         )
 
 
 def to_float(batch_uint8: "torch.Tensor | np.ndarray") -> "torch.Tensor":
-    """Convert a uint8 batch to float32 in ``[0, 1]`` (divide by 255). Meant for one batch at a time."""
+    """Convert a uint8 batch to float32 in ``[0, 1]`` (divide by 255); a float32 batch of signal windows is
+    returned as a float32 copy, unscaled. Meant for one batch at a time."""
     import torch
 
     if isinstance(batch_uint8, np.ndarray):
         # np.memmap / read-only arrays: torch.from_numpy warns on non-writable memory, so copy the (small) batch.
         arr = batch_uint8 if batch_uint8.flags.writeable else np.array(batch_uint8)
         batch_uint8 = torch.from_numpy(np.ascontiguousarray(arr))
+    if batch_uint8.dtype == torch.float32 and batch_uint8.dim() == 3:
+        # Signals are standardised by their loader; a copy, so that nothing downstream writes into the dataset.
+        return batch_uint8.clone()
     if batch_uint8.dtype != torch.uint8:
-        raise DatasetError(f"to_float expects a uint8 batch, got {batch_uint8.dtype}")
+        raise DatasetError(f"to_float expects a uint8 batch (images) or a float32 N×C×L batch (signals), got "
+                           f"{batch_uint8.dtype} of shape {tuple(batch_uint8.shape)}")
     return batch_uint8.to(torch.float32).div_(255.0)

@@ -50,7 +50,12 @@ def fingerprint(entries: Iterable[tuple[str, str]]) -> str:
     return hashlib.sha256(listing.encode("utf-8")).hexdigest()
 
 
+def derived_fingerprint(source_fingerprint: str, step: str) -> str:
+    """The fingerprint of data made from the source by ``step`` (one line saying what was done, with every
+    parameter): different from the source's, so that outputs of one preparation are never taken for another's."""
+    return hashlib.sha256(f"{source_fingerprint}\n{step}\n".encode("utf-8")).hexdigest()
+
+
 def resized_fingerprint(source_fingerprint: str, size: tuple[int, int]) -> str:
-    """The fingerprint of data resized to ``size`` = (H, W): different from the original's, so that outputs
-    made at one size are never taken for outputs made at another."""
-    return hashlib.sha256(f"{source_fingerprint}\nresize {size[0]}x{size[1]}\n".encode("utf-8")).hexdigest()
+    """The fingerprint of data resized to ``size`` = (H, W) (unchanged since before :func:`derived_fingerprint`)."""
+    return derived_fingerprint(source_fingerprint, f"resize {size[0]}x{size[1]}")

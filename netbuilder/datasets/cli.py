@@ -6,6 +6,7 @@ from typing import Callable
 import click
 
 from .paths import ENV_DATA, resolve_data_dir
+from .kinds import DATASETS, LOCATED
 from .registry import SPLITS, list_datasets
 
 
@@ -25,14 +26,22 @@ def dataset_options(func: Callable) -> Callable:
     return func
 
 
+def _how(row: dict) -> str:
+    """How a dataset gets there: downloaded, bundled with a dependency, or placed by hand."""
+    if row["downloadable"]:
+        return "yes"
+    spec = DATASETS.get(row["name"])
+    return "bundled" if spec is not None and spec.bundled else "by hand"
+
+
 def _format_rows(rows: list[dict]) -> str:
     header = ("name", "shape", "classes", "size", "download", "location")
     table = [header] + [(
         r["name"],
         "x".join(str(d) for d in r["shape"]),
-        str(r["n_classes"]),
+        str(r["n_classes"]) if r["n_classes"] else "-",  # 0: unlabelled (TEP's normal runs)
         f"{r['size']:,}",
-        "yes" if r["downloadable"] else "bundled",
+        _how(r),
         r["location"],
     ) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
@@ -44,14 +53,16 @@ def _format_rows(rows: list[dict]) -> str:
 @click.option("--data-dir", "data_dir", type=click.Path(file_okay=False), default=None,
               help=f"Dataset root (default: ${ENV_DATA}, else ./datasets).")
 def datasets(data_dir: str | None) -> None:
-    """List the registered datasets: shape, classes, size and where each was found.
+    """List the registered datasets: shape (C×H×W, or C×L for signal windows), classes, size and where each
+    was found.
 
-    Any folder of PNG/JPEG images also works as -d folder:PATH (one subfolder per class, or flat).
+    Also: -d folder:PATH (PNG/JPEG images), series:PATH (a CSV or .npy recording) and ucr:NAME (UCR/UEA .ts).
     """
     root = resolve_data_dir(data_dir)
     click.echo(f"data root: {root}")
     click.echo(_format_rows(list_datasets(root)))
-    click.echo("also: folder:PATH  (PNG/JPEG images; one subfolder per class, or flat without labels)")
+    for kind in LOCATED.values():
+        click.echo(f"also: {kind.usage}  ({kind.description})")
 
 
 __all__ = ["dataset_options", "datasets"]

@@ -22,7 +22,7 @@ from .checksum import fingerprint
 from .download import download, mirror_urls
 from .images import decode_image
 from .paths import is_writable_dir
-from .spec import DatasetSpec
+from .kinds import register_dataset
 
 SUMS_FILE = Path(__file__).with_name("coil20.sha256.txt")
 ZIP_NAME = "coil-20-proc.zip"
@@ -102,6 +102,11 @@ def _fetch(folder: Path, progress: bool, by_hand: str) -> None:
         zip_path.unlink(missing_ok=True)
 
 
+@register_dataset(
+    "COIL20", dirname="coil20", shape=(1, SIDE, SIDE), class_names=tuple(f"obj{k}" for k in range(1, 21)),
+    sizes={"all": N_OBJECTS * N_POSES}, downloadable=True, description="20 objects x 72 poses, processed",
+    locate=locate,
+)
 def load(root: Path, split: str, download_ok: bool, progress: bool) -> Dataset:
     """Read, check and decode the 1,440 images (labels = object id − 1)."""
     folder = root / "coil20" / SUBDIR
@@ -137,9 +142,3 @@ def load(root: Path, split: str, download_ok: bool, progress: bool) -> Dataset:
                    fingerprint=fingerprint(sums.items()), source=str(folder), split=split,
                    files=list(sums))
 
-
-SPEC = DatasetSpec(
-    name="COIL20", dirname="coil20", shape=(1, SIDE, SIDE), class_names=tuple(f"obj{k}" for k in range(1, 21)),
-    sizes={"all": N_OBJECTS * N_POSES}, downloadable=True, description="20 objects x 72 poses, processed",
-    load=load, locate=locate,
-)

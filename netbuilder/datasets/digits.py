@@ -10,7 +10,7 @@ import numpy as np
 from ..errors import DatasetError
 from .base import Dataset
 from .checksum import file_digest, fingerprint
-from .spec import DatasetSpec
+from .kinds import register_dataset
 
 
 def data_file() -> Path | None:
@@ -26,6 +26,11 @@ def locate(root: Path) -> Path | None:
     return data_file()
 
 
+@register_dataset(
+    "DIGITS", dirname="digits", shape=(1, 8, 8), class_names=tuple(str(d) for d in range(10)),
+    sizes={"all": 1797}, downloadable=False, description="scikit-learn's 8x8 digits, bundled (no download)",
+    locate=locate, bundled=True,
+)
 def load(root: Path, split: str, download_ok: bool, progress: bool) -> Dataset:
     """Read the csv (64 pixel columns then the label); pixels 0..16 become round(v * 255 / 16)."""
     path = data_file()
@@ -43,9 +48,3 @@ def load(root: Path, split: str, download_ok: bool, progress: bool) -> Dataset:
                    class_names=[str(d) for d in range(10)],
                    fingerprint=fingerprint([(path.name, file_digest(path))]), source=str(path), split=split)
 
-
-SPEC = DatasetSpec(
-    name="DIGITS", dirname="digits", shape=(1, 8, 8), class_names=tuple(str(d) for d in range(10)),
-    sizes={"all": 1797}, downloadable=False, description="scikit-learn's 8x8 digits, bundled (no download)",
-    load=load, locate=locate,
-)

@@ -21,6 +21,7 @@ from ..fileio import atomic_path, write_json
 from .base import Dataset
 from .checksum import fingerprint, resized_fingerprint
 from .images import IMAGE_EXTENSIONS, decode_image, is_colour_mode, normalize_size, probe_image
+from .kinds import register_dataset
 from .paths import cache_dir_for
 
 CACHE_DIRNAME = ".netbuilder-cache"
@@ -229,3 +230,12 @@ def load_folder(path: str | os.PathLike, split: str = "all",
                    labels=None if labels is None else np.asarray(labels, dtype=np.int64),
                    class_names=class_names, fingerprint=fp, source=str(folder), split=split,
                    files=files)
+
+
+@register_dataset("folder:", placeholder="PATH", what="a folder", example="folder:./images",
+                  description="PNG/JPEG images; one subfolder per class, or flat without labels",
+                  options=("image_size",))
+def load_folder_kind(location: str, root: Path, split: str, download_ok: bool, progress: bool, *,
+                     image_size: int | tuple[int, int] | None = None) -> Dataset:
+    """``folder:PATH``: PATH is relative to the working directory (not the data root); nothing is downloaded."""
+    return load_folder(location, split=split, image_size=image_size, progress=progress)

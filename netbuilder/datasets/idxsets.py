@@ -1,4 +1,7 @@
-"""MNIST and Fashion-MNIST: four IDX files each (train/test images and labels), gzip or uncompressed."""
+"""MNIST-style datasets: four IDX files each (train/test images and labels), gzip or uncompressed; registers MNIST.
+
+Fashion-MNIST (:mod:`.fashion`) reuses the loader made here.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,8 +14,8 @@ from .base import Dataset
 from .checksum import file_digest, fingerprint, verify_file
 from .download import download, mirror_urls
 from .idx import read_idx
+from .kinds import register_dataset
 from .paths import is_writable_dir
-from .spec import DatasetSpec
 
 
 @dataclass(frozen=True)
@@ -38,17 +41,6 @@ MNIST_MIRRORS: list[str] = [
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
 ]
 
-# Only md5s are published (Fashion-MNIST README); no sha256 is known, so md5 is what gets checked.
-FASHION_FILES: dict[str, Checksum] = {
-    "train-images-idx3-ubyte.gz": Checksum(md5="8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
-    "train-labels-idx1-ubyte.gz": Checksum(md5="25c81989df183df01b3e8a0aad5dffbe"),
-    "t10k-images-idx3-ubyte.gz": Checksum(md5="bef4ecab320f06d8554ea6380940ec79"),
-    "t10k-labels-idx1-ubyte.gz": Checksum(md5="bb300cfdad3c16e7a12a480ee83cd310"),
-}
-FASHION_MIRRORS: list[str] = ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"]
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                   "Ankle boot")
-
 SPLIT_FILES: dict[str, tuple[str, str]] = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
@@ -63,7 +55,9 @@ def _find(folder: Path, gz_name: str) -> Path | None:
     return None
 
 
-def _locate(dirname: str):
+def make_locator(dirname: str):
+    """The locate function of an MNIST-style dataset kept in ``<root>/<dirname>/``."""
+
     def locate(root: Path) -> Path | None:
         folder = root / dirname
         names = [n for pair in SPLIT_FILES.values() for n in pair]
@@ -116,7 +110,10 @@ def _read_pair(name: str, images_path: Path, labels_path: Path, n_classes: int) 
     return images, labels.astype(np.int64)
 
 
-def _loader(name: str, dirname: str, files: dict[str, Checksum], mirrors: list[str], classes: tuple[str, ...]):
+def make_loader(name: str, dirname: str, files: dict[str, Checksum], mirrors: list[str],
+                classes: tuple[str, ...]):
+    """The load function of an MNIST-style dataset kept in ``<root>/<dirname>/`` (used by :mod:`.fashion` too)."""
+
     def load(root: Path, split: str, download_ok: bool, progress: bool) -> Dataset:
         folder = root / dirname
         parts = ["train", "test"] if split == "all" else [split]
@@ -151,18 +148,8 @@ def _loader(name: str, dirname: str, files: dict[str, Checksum], mirrors: list[s
     return load
 
 
-MNIST = DatasetSpec(
-    name="MNIST", dirname="mnist", shape=(1, 28, 28), class_names=tuple(str(d) for d in range(10)),
+register_dataset(
+    "MNIST", dirname="mnist", shape=(1, 28, 28), class_names=tuple(str(d) for d in range(10)),
     sizes={"all": 70000, "train": 60000, "test": 10000}, downloadable=True,
-    description="handwritten digits, train then test",
-    load=_loader("MNIST", "mnist", MNIST_FILES, MNIST_MIRRORS, tuple(str(d) for d in range(10))),
-    locate=_locate("mnist"),
-)
-
-FASHION_MNIST = DatasetSpec(
-    name="FASHION-MNIST", dirname="fashion-mnist", shape=(1, 28, 28), class_names=FASHION_CLASSES,
-    sizes={"all": 70000, "train": 60000, "test": 10000}, downloadable=True,
-    description="Zalando clothing images, train then test",
-    load=_loader("FASHION-MNIST", "fashion-mnist", FASHION_FILES, FASHION_MIRRORS, FASHION_CLASSES),
-    locate=_locate("fashion-mnist"), aliases=("FMNIST",),
-)
+    description="handwritten digits, train then test", locate=make_locator("mnist"),
+)(make_loader("MNIST", "mnist", MNIST_FILES, MNIST_MIRRORS, tuple(str(d) for d in range(10))))

@@ -1,60 +1,72 @@
-"""The registry of named datasets, name lookup, and the one entry point :func:`load_dataset`."""
+"""Name lookup over the registered dataset kinds, and the one entry point :func:`load_dataset`.
+
+Kinds register themselves with :func:`~.kinds.register_dataset` when their module is imported; the imports
+below are therefore the list of built-in kinds, in listing order.
+"""
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
+from typing import Any
 
 from ..errors import DatasetError
-from . import coil20, digits, idxsets, usps
+# Registration happens on import; this order is the order of `netbuilder datasets` and of error messages.
+from . import idxsets, coil20, digits, fashion, usps, tep, folder, series, ucr  # noqa: F401,I001
 from .base import Dataset
 from .checksum import resized_fingerprint
-from .folder import load_folder
 from .images import normalize_size, resize_images
+from .kinds import DATASETS, LOCATED, name_key
 from .paths import resolve_data_dir
-from .spec import DatasetSpec
+from .spec import DatasetSpec, LocatedKind
 
-DATASETS: dict[str, DatasetSpec] = {
-    spec.name: spec for spec in (idxsets.MNIST, coil20.SPEC, digits.SPEC, idxsets.FASHION_MNIST, usps.SPEC)
-}
 SPLITS = ("train", "test", "all")
-_FOLDER_PREFIX = "folder:"
-
-
-def _key(name: str) -> str:
-    # "Fashion-MNIST", "fashion_mnist", "fashionmnist" and "FASHION MNIST" are all the same dataset.
-    return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
 def _lookup() -> dict[str, DatasetSpec]:
-    table: dict[str, DatasetSpec] = {}
-    for spec in DATASETS.values():
-        for alias in (spec.name, spec.dirname, *spec.aliases):
-            table[_key(alias)] = spec
-    return table
+    return {name_key(alias): spec for spec in DATASETS.values() for alias in (spec.name, spec.dirname, *spec.aliases)}
 
 
 def known_names() -> str:
-    """``"MNIST, COIL20, ... or folder:PATH"``, for messages and help texts."""
-    return f"{', '.join(DATASETS)} or {_FOLDER_PREFIX}PATH"
+    """``"MNIST, COIL20, ..., folder:PATH, series:PATH or ucr:NAME"``, for messages and help texts."""
+    names = [*DATASETS, *(kind.usage for kind in LOCATED.values())]
+    return f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else "".join(names)
 
 
 def get_spec(name: str) -> DatasetSpec:
-    """The registered dataset called ``name`` (case- and punctuation-insensitive)."""
-    spec = _lookup().get(_key(name))
+    """The registered named dataset called ``name`` (case- and punctuation-insensitive)."""
+    spec = _lookup().get(name_key(name))
     if spec is None:
         raise DatasetError(f"unknown dataset '{name}'; known: {known_names()}")
     return spec
 
 
+def located_kind(name: str) -> LocatedKind | None:
+    """The located kind whose prefix ``name`` starts with (case-insensitive), or ``None``."""
+    lowered = name.strip().lower()
+    return next((kind for prefix, kind in LOCATED.items() if lowered.startswith(prefix)), None)
+
+
+def _check_options(what: str, accepts: tuple[str, ...], options: dict[str, Any]) -> None:
+    for option, value in options.items():
+        if value is not None and option not in accepts:
+            takes = f"it takes only {', '.join(f'`{o}`' for o in accepts)}" if accepts else "it takes none"
+            raise DatasetError(f"Argument `{option}` does not apply to {what} ({takes}). "
+                               f"Received {option}={value!r}.")
+
+
 def load_dataset(name: str, *, data_dir: str | os.PathLike | None = None, split: str = "all",
                  image_size: int | tuple[int, int] | None = None, download: bool = True,
-                 progress: bool = True) -> Dataset:
-    """Load a registered dataset or ``folder:PATH`` as uint8 ``N×C×H×W``.
+                 progress: bool = True, window: int | None = None, stride: int | None = None,
+                 label_column: str | None = None) -> Dataset:
+    """Load a registered dataset (``MNIST``, ``TEP``, ...) or a located one (``folder:PATH``, ``series:PATH``,
+    ``ucr:NAME``).
 
-    ``split`` is ``train``, ``test`` or ``all`` (datasets without a train/test split have only ``all``).
-    ``image_size`` (an int for squares, or ``(height, width)``) resizes every image (and changes the
-    fingerprint, which otherwise covers only the source files' contents). Missing files are
+    Images come as uint8 ``N×C×H×W``, signals as float32 ``N×C×L`` windows standardised per channel (see
+    :class:`Dataset`). ``split`` is ``train``, ``test`` or ``all`` (datasets without a train/test split have
+    only ``all``). ``image_size`` (an int for squares, or ``(height, width)``) resizes every image (and
+    changes the fingerprint, which otherwise covers only the source files' contents). ``window`` and
+    ``stride`` (samples) cut signal recordings (``TEP``, ``series:``) into windows; ``label_column`` names
+    the label column of a ``series:`` CSV. An option a kind does not take is an error. Missing files are
     downloaded into ``<data_dir>/<id>/`` unless ``download`` is false. Raises :class:`DatasetError` with a
     one-line explanation on any problem.
 
@@ -63,27 +75,32 @@ def load_dataset(name: str, *, data_dir: str | os.PathLike | None = None, split:
     """
     from .. import distributed
 
+    options = {"image_size": image_size, "window": window, "stride": stride, "label_column": label_column}
     with distributed.main_first():
-        return _load(name, data_dir=data_dir, split=split, image_size=image_size, download=download,
-                     progress=progress and distributed.is_main())
+        return _load(name, data_dir=data_dir, split=split, download=download,
+                     progress=progress and distributed.is_main(), options=options)
 
 
-def _load(name: str, *, data_dir: str | os.PathLike | None, split: str, image_size: int | tuple[int, int] | None,
-          download: bool, progress: bool) -> Dataset:
+def _load(name: str, *, data_dir: str | os.PathLike | None, split: str, download: bool, progress: bool,
+          options: dict[str, Any]) -> Dataset:
     name = str(name).strip()
     split = (split or "all").lower()
     if split not in SPLITS:
         raise DatasetError(f"unknown split '{split}'; use one of: {', '.join(SPLITS)}")
-    if name.lower().startswith(_FOLDER_PREFIX):
-        path = name[len(_FOLDER_PREFIX):]
-        if not path:
-            raise DatasetError(f"'{name}': give a folder, e.g. {_FOLDER_PREFIX}./images")
-        return load_folder(path, split=split, image_size=image_size, progress=progress)
+    kind = located_kind(name)
+    if kind is not None:
+        location = name[len(kind.prefix):]
+        if not location:
+            raise DatasetError(f"'{name}': give {kind.what}, e.g. {kind.example}")
+        _check_options(kind.usage, kind.accepts, options)
+        return kind.load(location, resolve_data_dir(data_dir), split, download, progress,
+                         **{o: options[o] for o in kind.options})
     spec = get_spec(name)
     if split not in spec.sizes:
         raise DatasetError(f"{spec.name} has no '{split}' split (only {', '.join(spec.splits)})")
-    size = normalize_size(image_size)
-    dataset = spec.load(resolve_data_dir(data_dir), split, download, progress)
+    _check_options(spec.name, spec.accepts, options)
+    size = normalize_size(options["image_size"]) if spec.modality == "image" else None
+    dataset = spec.load(resolve_data_dir(data_dir), split, download, progress, **{o: options[o] for o in spec.options})
     if size is not None and dataset.shape[1:] != size:
         dataset.images = resize_images(dataset.images, size)
         dataset.fingerprint = resized_fingerprint(dataset.fingerprint, size)
@@ -91,8 +108,9 @@ def _load(name: str, *, data_dir: str | os.PathLike | None, split: str, image_si
 
 
 def list_datasets(data_dir: str | os.PathLike | None = None) -> list[dict]:
-    """One dict per registered dataset: name, shape (C, H, W), n_classes, size (N of the ``all`` split),
-    location (the folder it was found in, or ``"not present"``) and downloadable. Cheap: nothing is read."""
+    """One dict per registered dataset: name, shape (C, H, W) or (C, L), n_classes, size (N of the ``all``
+    split), location (the folder it was found in, or ``"not present"``) and downloadable. Cheap: nothing is
+    read."""
     root = resolve_data_dir(data_dir)
     rows = []
     for spec in DATASETS.values():

@@ -13,8 +13,8 @@ from ..errors import DatasetError
 from .base import Dataset
 from .checksum import file_digest, fingerprint, verify_file
 from .download import download, mirror_urls
+from .kinds import register_dataset
 from .paths import is_writable_dir
-from .spec import DatasetSpec
 
 # md5s as published alongside the LIBSVM copies (no sha256 is published).
 USPS_FILES: dict[str, str] = {
@@ -73,6 +73,11 @@ def read_libsvm(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return images, lab
 
 
+@register_dataset(
+    "USPS", dirname="usps", shape=(1, SIDE, SIDE), class_names=tuple(str(d) for d in range(10)),
+    sizes={"all": 9298, "train": 7291, "test": 2007}, downloadable=True,
+    description="US postal service digits, train then test", locate=locate,
+)
 def load(root: Path, split: str, download_ok: bool, progress: bool) -> Dataset:
     folder = root / "usps"
     parts = ["train", "test"] if split == "all" else [split]
@@ -110,10 +115,3 @@ def load(root: Path, split: str, download_ok: bool, progress: bool) -> Dataset:
                    class_names=[str(d) for d in range(10)], fingerprint=fingerprint(entries), source=str(folder),
                    split=split)
 
-
-SPEC = DatasetSpec(
-    name="USPS", dirname="usps", shape=(1, SIDE, SIDE), class_names=tuple(str(d) for d in range(10)),
-    sizes={"all": 9298, "train": 7291, "test": 2007}, downloadable=True,
-    description="US postal service digits, train then test",
-    load=load, locate=locate,
-)

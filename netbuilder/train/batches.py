@@ -1,4 +1,5 @@
-"""Batches of a uint8 image array, as float tensors on a device (conversion happens one batch at a time).
+"""Batches of a uint8 image array (or a float32 array of signal windows), as float tensors on a device
+(conversion happens one batch at a time).
 
 Two kinds of image arrays are served:
 
@@ -31,7 +32,11 @@ GPU_RESIDENT_BYTES = 2 << 30
 
 
 def to_float_batch(batch: torch.Tensor, device: torch.device, channels_last: bool = False) -> torch.Tensor:
-    """uint8 N×C×H×W (or N×D) → float32 in [0, 1] on ``device``."""
+    """uint8 N×C×H×W (or N×D) → float32 in [0, 1] on ``device``; float32 signal windows (N×C×L, already
+    standardised by their loader) are copied to ``device`` unscaled."""
+    if batch.dtype == torch.float32:
+        # A copy even on the same device: map_batches hands in views of the dataset itself.
+        return batch.to(device, non_blocking=True, copy=True)
     x = batch.to(device, non_blocking=True).float().div_(255.0)
     if channels_last and x.dim() == 4:
         x = x.contiguous(memory_format=torch.channels_last)
