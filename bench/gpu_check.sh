@@ -20,7 +20,7 @@
 #   --device D     cuda (default), cuda:N or cpu
 #   --quick        tiny version of every step (DIGITS instead of MNIST, 1 epoch, the fast test files)
 #   --data-dir DIR dataset root holding mnist/ (default: $NETBUILDER_DATA, else ../shared/data next to the repo,
-#                  else ./shared/data in it)
+#                  else ./shared/data, else ./datasets); MNIST is not downloaded (the GPU machine is offline)
 #   --out DIR      output folder (default: $OUT, else bench/work/gpu-check)
 #   --python PY    interpreter to use (default: $NETBUILDER_PYTHON, .venv/bin/python, $VIRTUAL_ENV, python3 —
 #                  the first that imports torch, and sees CUDA when the device is cuda)
@@ -77,7 +77,8 @@ mkdir -p "$LOGS" "$RUNS" "$OUTDIR/tmp"
 if [ -z "$DATA_DIR" ]; then
   if [ -n "${NETBUILDER_DATA:-}" ]; then DATA_DIR=$NETBUILDER_DATA
   elif [ -d "$REPO/../shared/data" ]; then DATA_DIR=$REPO/../shared/data
-  else DATA_DIR=$REPO/shared/data; fi
+  elif [ -d "$REPO/shared/data" ]; then DATA_DIR=$REPO/shared/data
+  else DATA_DIR=$REPO/datasets; fi
 fi
 [ -d "$DATA_DIR" ] && DATA_DIR=$(cd "$DATA_DIR" && pwd)
 
