@@ -3,7 +3,7 @@ the memory budget trained in one epoch under a peak-RSS limit.
 
 Usage:
     NETBUILDER_DATA=/work/shared/data python bench/scale.py procs [--dataset MNIST] [--arch dcec-l2] [--epochs 1]
-        [--nprocs 1 2] [--device cpu|cuda]
+        [--nprocs 1 2] [--device cpu|cuda] [--workdir bench/work] [--results bench/results]
     python bench/scale.py folder [--images 200000] [--size 64] [--workdir bench/work/folder]
 
 ``procs`` runs ``torchrun --standalone --nproc_per_node N -m netbuilder pretrain ...`` for each N (on CPU each
@@ -62,7 +62,7 @@ def procs(args: argparse.Namespace) -> dict:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     rows = []
     for n in args.nprocs:
-        out = REPO / "bench" / "work" / f"scale-procs-{n}"
+        out = Path(args.workdir).resolve() / f"scale-procs-{n}"
         threads = max(1, cores // n) if args.device == "cpu" else 1
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n),
                "-m", "netbuilder", "pretrain", "-d", args.dataset, "-a", args.arch, "--epochs", str(args.epochs),
@@ -145,9 +145,9 @@ def folder(args: argparse.Namespace) -> dict:
     return row
 
 
-def write(part: str, result: dict) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "scale.json"
+def write(part: str, result: dict, results: Path = RESULTS) -> None:
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / "scale.json"
     data = json.loads(path.read_text()) if path.exists() else {}
     data[part] = {**result, "machine": machine_info()}
     path.write_text(json.dumps(data, indent=2) + "\n")
@@ -168,7 +168,7 @@ def write(part: str, result: dict) -> None:
                   f"| {f['images']:,} | {'x'.join(map(str, f['shape']))} | {f['uint8_gib']} GiB | "
                   f"{f['peak_rss_mib']} MiB | {f['images_per_s']:.0f} | {f['wall_s']} s |", "",
                   f"Command: `python {f['command']}`", ""]
-    (RESULTS / "scale.md").write_text("\n".join(lines))
+    (results / "scale.md").write_text("\n".join(lines))
 
 
 def main() -> None:
@@ -180,13 +180,16 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--nprocs", type=int, nargs="+", default=[1, 2])
     p.add_argument("--device", default="cpu")
+    p.add_argument("--workdir", default=str(REPO / "bench" / "work"), help="where the runs' outputs go")
+    p.add_argument("--results", default=str(RESULTS),
+                   help="where scale.json/.md are written (merged; another folder keeps a GPU run apart)")
     f = sub.add_parser("folder", help="a generated folder dataset, one epoch, peak RSS")
     f.add_argument("--images", type=int, default=200_000)
     f.add_argument("--size", type=int, default=64)
     f.add_argument("--workdir", default=str(REPO / "bench" / "work" / "folder"))
     args = ap.parse_args()
     result = procs(args) if args.part == "procs" else folder(args)
-    write(args.part, result)
+    write(args.part, result, Path(getattr(args, "results", RESULTS)))
 
 
 if __name__ == "__main__":

@@ -30,8 +30,8 @@ def zero_split(digits):
 
 
 @pytest.fixture(scope="module")
-def fitted(zero_split):
-    det = AutoencoderAnomalyDetector("digits-dense-l2", "DIGITS", epochs=50, seed=0, device="cpu")
+def fitted(zero_split, device):
+    det = AutoencoderAnomalyDetector("digits-dense-l2", "DIGITS", epochs=50, seed=0, device=str(device))
     return det.fit(zero_split.train_images)
 
 
@@ -73,11 +73,11 @@ def test_fitted_attributes_and_shapes(fitted, zero_split):
         fitted.predict(np.zeros((2, 3, 8, 8), np.uint8))
 
 
-def test_predict_reuses_the_saved_threshold(fitted, zero_split, tmp_path):
+def test_predict_reuses_the_saved_threshold(fitted, zero_split, tmp_path, device):
     fitted.save(tmp_path)
     state = json.loads((tmp_path / "threshold.json").read_text())
     assert state["threshold"] == fitted.threshold_ and state["train_scores"]["n"] == len(fitted.decision_scores_)
-    loaded = AutoencoderAnomalyDetector.load(tmp_path, device="cpu")
+    loaded = AutoencoderAnomalyDetector.load(tmp_path, device=str(device))
     test = zero_split.test_images
     assert loaded.threshold_ == fitted.threshold_
     assert np.allclose(loaded.decision_function(test), fitted.decision_function(test))
@@ -85,15 +85,15 @@ def test_predict_reuses_the_saved_threshold(fitted, zero_split, tmp_path):
     # The threshold comes from the file: edit it and predict follows.
     state["threshold"] = float(np.median(fitted.decision_function(test)))
     (tmp_path / "threshold.json").write_text(json.dumps(state))
-    edited = AutoencoderAnomalyDetector.load(tmp_path, device="cpu")
+    edited = AutoencoderAnomalyDetector.load(tmp_path, device=str(device))
     assert edited.predict(test).sum() == (fitted.decision_function(test) > state["threshold"]).sum()
 
 
 @pytest.mark.filterwarnings("ignore::netbuilder.anomaly.TrainingCollapseWarning")  # 3 epochs: undertrained
-def test_cosine_score_uses_the_model_codes_and_kmeans_centroids(digits):
+def test_cosine_score_uses_the_model_codes_and_kmeans_centroids(digits, device):
     sp = make_split("contaminated", digits, 3, anomaly_ratio=0.05)
     det = AutoencoderAnomalyDetector("digits-dense-l2", "DIGITS", score="cosine", epochs=3, n_clusters=sp.n_clusters,
-                                     device="cpu").fit(sp.train_images[:400])
+                                     device=str(device)).fit(sp.train_images[:400])
     assert det.centroids_.shape == (9, 10)
     x = sp.train_images[:20]
     codes = det.encode(x)
@@ -110,10 +110,10 @@ def test_cosine_needs_an_l2_arch_and_f1_needs_validation():
 
 
 @pytest.mark.filterwarnings("ignore::netbuilder.anomaly.TrainingCollapseWarning")  # 5 epochs: undertrained
-def test_labelled_threshold_and_dcca(digits, zero_split, tmp_path):
+def test_labelled_threshold_and_dcca(digits, zero_split, tmp_path, device):
     sp = make_split("one-class", digits, 0, need_val=True)
     det = AutoencoderAnomalyDetector("digits-dense-l2", "DIGITS", score="dcca", epochs=5, cluster_epochs=1,
-                                     threshold="f1", device="cpu")
+                                     threshold="f1", device=str(device))
     det.fit(sp.train_images, X_val=sp.val_images, y_val=sp.val_labels)
     assert det.centroids_.shape == (2, 10) and det.normal_cluster_ in (0, 1)
     assert det.threshold_info_.method == "f1" and det.val_stats_["n"] == len(sp.val_images)
@@ -122,11 +122,11 @@ def test_labelled_threshold_and_dcca(digits, zero_split, tmp_path):
     assert np.allclose(det.decision_function(sp.test_images[:5]), np.linalg.norm(codes - centre, axis=1), atol=1e-5)
 
 
-def test_a_collapsed_autoencoder_warns(zero_split, monkeypatch):
+def test_a_collapsed_autoencoder_warns(zero_split, monkeypatch, device):
     import netbuilder.anomaly.estimator as est
 
     monkeypatch.setattr(est, "output_variation", lambda x, x_hat: 0.001)
-    det = AutoencoderAnomalyDetector("digits-dense-l2", "DIGITS", epochs=1, device="cpu")
+    det = AutoencoderAnomalyDetector("digits-dense-l2", "DIGITS", epochs=1, device=str(device))
     with pytest.warns(est.TrainingCollapseWarning, match="--recon-loss bce"):
         det.fit(zero_split.train_images)
     assert det.output_variation_ == 0.001 and "nearly the same image" in det.fit_warnings_[0]

@@ -44,18 +44,18 @@ def test_streamed_order_is_a_permutation_of_local_windows(memmapped, small_windo
     assert rows.shape == (3, 1, 8, 8) and float(rows.max()) <= 1.0
 
 
-def test_streamed_training_and_encoding_match_in_memory(memmapped, small_windows):
+def test_streamed_training_and_encoding_match_in_memory(memmapped, small_windows, device):
     images, mm = memmapped
     torch.manual_seed(0)
-    model = build_autoencoder(SPEC, input_shape=(1, 8, 8))
-    codes_mem = encode_all(model, images)
-    codes_mm = encode_all(model, mm)
+    model = build_autoencoder(SPEC, input_shape=(1, 8, 8)).to(device)
+    codes_mem = encode_all(model, images, device)
+    codes_mm = encode_all(model, mm, device)
     np.testing.assert_allclose(codes_mm, codes_mem, rtol=0, atol=1e-6)
 
     def loss_fn(x, idx):
         return {"loss": torch.nn.functional.mse_loss(model(x)[0], x)}
 
-    result = train(model, mm, loss_fn, LoopConfig(epochs=3, batch_size=100, progress=False), device=torch.device("cpu"))
+    result = train(model, mm, loss_fn, LoopConfig(epochs=3, batch_size=100, progress=False), device=device)
     losses = [r["loss"] for r in result.history]
     assert result.steps == 30 and losses[-1] < losses[0]
 
@@ -74,3 +74,40 @@ def test_bfloat16_autocast_trains_on_cpu(memmapped):
     result = train(model, images, loss_fn, LoopConfig(epochs=3, batch_size=100, amp=True, progress=False),
                    device=torch.device("cpu"))
     assert all(seen) and result.history[-1]["loss"] < result.history[0]["loss"]
+
+
+def test_in_memory_batches_on_the_device_match_cpu(memmapped, device, monkeypatch):
+    # On CUDA a small dataset is copied to the GPU once as uint8; a larger one is batched from pinned memory.
+    images, _ = memmapped
+    idx = torch.tensor([7, 3, 500, 999])
+    want = BatchSource(images, torch.device("cpu")).batch(idx)
+    src = BatchSource(images, device)
+    assert src.data.dtype == torch.uint8 and src.data.device.type == device.type
+    got = src.batch(src.prepare_index(idx))
+    assert got.device.type == device.type and got.dtype == torch.float32
+    torch.testing.assert_close(got.cpu(), want, rtol=0, atol=0)
+    monkeypatch.setattr(batches_mod, "GPU_RESIDENT_BYTES", 1000)
+    host = BatchSource(images, device)
+    assert host.data.device.type == "cpu"
+    torch.testing.assert_close(host.batch(idx).cpu(), want, rtol=0, atol=0)
+
+
+def test_amp_trains_on_the_device(memmapped, device):
+    # float16 autocast with loss scaling on CUDA, bfloat16 autocast on CPU; the loss comes back float32.
+    images, _ = memmapped
+    torch.manual_seed(0)
+    model = build_autoencoder(SPEC, input_shape=(1, 8, 8))
+    dtypes = []
+
+    def loss_fn(x, idx):
+        x_hat, _ = model(x)
+        dtypes.append(x_hat.dtype)
+        return {"loss": torch.nn.functional.mse_loss(x_hat.float(), x)}
+
+    result = train(model, images, loss_fn, LoopConfig(epochs=3, batch_size=100, amp=True, progress=False),
+                   device=device)
+    want = torch.float16 if device.type == "cuda" else torch.bfloat16
+    assert set(dtypes) == {want}
+    losses = [r["loss"] for r in result.history]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+    assert next(model.parameters()).dtype == torch.float32

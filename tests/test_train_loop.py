@@ -34,7 +34,12 @@ def blobs(n: int = 256) -> np.ndarray:
     return np.clip(proto[lab] + noise, 0, 255).astype(np.uint8)
 
 
-def _fit(epochs: int, seed: int = 0, **kw):
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Exactly equal on CPU; on a GPU, equal up to float summation order."""
+    return torch.equal(a, b) if a.device.type == "cpu" else torch.allclose(a, b, rtol=0, atol=1e-6)
+
+
+def _fit(epochs: int, seed: int = 0, device: torch.device = torch.device("cpu"), **kw):
     torch.manual_seed(seed)
     model = TinyAE()
     cfg = LoopConfig(epochs=epochs, batch_size=32, lr=1e-2, seed=seed, progress=False)
@@ -43,13 +48,13 @@ def _fit(epochs: int, seed: int = 0, **kw):
         x_hat, _ = model(x)
         return {"loss": F.mse_loss(x_hat, x)}
 
-    res = train(model, blobs(), loss_fn, cfg, device=torch.device("cpu"), **kw)
+    res = train(model, blobs(), loss_fn, cfg, device=device, **kw)
     return model, res
 
 
-def test_loss_goes_down_and_history_is_logged(tmp_path):
+def test_loss_goes_down_and_history_is_logged(tmp_path, device):
     log = RunLog(tmp_path / "logs" / "pretrain")
-    _, res = _fit(8, log=log)
+    _, res = _fit(8, device=device, log=log)
     losses = [r["loss"] for r in res.history]
     assert len(losses) == 8 and res.steps == 8 * 8
     assert losses[-1] < 0.6 * losses[0]
@@ -58,29 +63,29 @@ def test_loss_goes_down_and_history_is_logged(tmp_path):
     assert "loss" in log.log_path.read_text()
 
 
-def test_same_seed_same_weights_other_seed_differs():
-    a, _ = _fit(3, seed=1)
-    b, _ = _fit(3, seed=1)
-    c, _ = _fit(3, seed=2)
+def test_same_seed_same_weights_other_seed_differs(device):
+    a, _ = _fit(3, seed=1, device=device)
+    b, _ = _fit(3, seed=1, device=device)
+    c, _ = _fit(3, seed=2, device=device)
     for pa, pb in zip(a.parameters(), b.parameters()):
-        assert torch.equal(pa, pb)
-    assert any(not torch.equal(pa, pc) for pa, pc in zip(a.parameters(), c.parameters()))
+        assert _same(pa, pb)
+    assert any(not _same(pa, pc) for pa, pc in zip(a.parameters(), c.parameters()))
 
 
-def test_nan_loss_stops_with_one_line_error():
+def test_nan_loss_stops_with_one_line_error(device):
     model = TinyAE()
 
     def loss_fn(x, idx):
         return {"loss": model(x)[0].sum() * float("nan")}
 
     with pytest.raises(NetbuilderError, match=r"epoch 1, batch 1.*lower learning rate"):
-        train(model, blobs(), loss_fn, LoopConfig(epochs=1, progress=False), device=torch.device("cpu"))
+        train(model, blobs(), loss_fn, LoopConfig(epochs=1, progress=False), device=device)
 
 
-def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path):
+def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path, device):
     ckpt = tmp_path / "ckpt.pt"
-    straight, _ = _fit(4)
-    _fit(2, checkpoint=ckpt)            # "killed" after epoch 2: only its checkpoint survives
+    straight, _ = _fit(4, device=device)
+    _fit(2, device=device, checkpoint=ckpt)            # "killed" after epoch 2: only its checkpoint survives
     torch.manual_seed(123)               # a different process would start from other RNG state
     resumed = TinyAE()
     cfg = LoopConfig(epochs=4, batch_size=32, lr=1e-2, seed=0, progress=False)
@@ -88,18 +93,18 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path):
     def loss_fn(x, idx):
         return {"loss": F.mse_loss(resumed(x)[0], x)}
 
-    res = train(resumed, blobs(), loss_fn, cfg, device=torch.device("cpu"), checkpoint=ckpt, resume=True)
+    res = train(resumed, blobs(), loss_fn, cfg, device=device, checkpoint=ckpt, resume=True)
     assert [r["epoch"] for r in res.history] == [1, 2, 3, 4]
     for p1, p2 in zip(straight.parameters(), resumed.parameters()):
-        assert torch.equal(p1, p2)
+        assert _same(p1, p2)
 
 
-def test_before_step_hook_can_stop_early():
+def test_before_step_hook_can_stop_early(device):
     calls = []
 
     def hook(step):
         calls.append(step)
         return step >= 5
 
-    _, res = _fit(10, before_step=hook)
+    _, res = _fit(10, device=device, before_step=hook)
     assert res.stopped_early and res.steps == 5 and len(res.history) == 1
