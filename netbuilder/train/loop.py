@@ -27,6 +27,7 @@ from ..settings import TRAINING
 from .augment import random_affine
 from .batches import BatchSource
 from .checkpoint import load_checkpoint, save_checkpoint
+from .parallel import parallel_policy
 from .runlog import RunLog
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
@@ -111,7 +112,7 @@ def autocast_context(device: torch.device, enabled: bool):
 
 
 class _StopRequest:
-    """Turns SIGTERM into a clean stop at the next batch boundary (a checkpoint is then written)."""
+    """Turns SIGTERM into KeyboardInterrupt at the next batch boundary (the last checkpoint written stays)."""
 
     def __init__(self) -> None:
         self.requested = False
@@ -142,13 +143,13 @@ def train(model: nn.Module, images: np.ndarray | torch.Tensor, loss_fn: LossFn, 
 
     ``before_step(step)`` runs before every optimisation step (e.g. to refresh a DEC target) and may return
     True to stop training. ``on_epoch_end(epoch)`` may return metrics to log for that epoch. With
-    ``checkpoint`` set, a checkpoint is written every ``cfg.checkpoint_every`` epochs and on SIGTERM or
-    Ctrl-C; ``resume=True`` continues from it (the epoch order and augmentation repeat exactly, because the
-    shuffling generator is re-seeded from ``seed`` and the epoch number).
+    ``checkpoint`` set, a checkpoint is written after every ``cfg.checkpoint_every``-th completed epoch;
+    SIGTERM and Ctrl-C stop at the next batch boundary with KeyboardInterrupt, losing the epoch in progress
+    (the checkpoint keeps the last one written). ``resume=True`` continues from it (the epoch order and
+    augmentation repeat exactly, because the shuffling generator is re-seeded from ``seed`` and the epoch).
 
-    Under torch.distributed (see :mod:`netbuilder.distributed`) every rank takes its share of each batch of
-    the shared permutation and gradients are averaged, so the steps are those of a single process; a
-    final batch with fewer rows than ranks is skipped. ``cfg.amp`` trains under autocast.
+    Under torch.distributed the work is shared as :mod:`netbuilder.train.parallel` describes, so the steps are
+    those of a single process. ``cfg.amp`` trains under autocast.
     """
     log = log or RunLog(None)
     n = int(images.shape[0])
@@ -157,8 +158,7 @@ def train(model: nn.Module, images: np.ndarray | torch.Tensor, loss_fn: LossFn, 
     bs = max(1, min(cfg.batch_size, n))
     steps_per_epoch = n // bs if cfg.drop_last and n >= bs else math.ceil(n / bs)
     model.to(device)
-    multi = distributed.active()
-    rank, world = distributed.rank(), distributed.world_size()
+    par = parallel_policy(model)
     params = list(params if params is not None else model.parameters())
     cl = wants_channels_last(model, device, cfg)
     if cl:
@@ -167,7 +167,6 @@ def train(model: nn.Module, images: np.ndarray | torch.Tensor, loss_fn: LossFn, 
     opt = make_optimizer(params, cfg)
     sched = make_scheduler(opt, cfg, steps_per_epoch)
     scaler = torch.amp.GradScaler("cuda") if cfg.amp and device.type == "cuda" else None
-    has_buffers = any(True for _ in model.buffers())
 
     result = TrainResult()
     start_epoch = 0
@@ -179,11 +178,7 @@ def train(model: nn.Module, images: np.ndarray | torch.Tensor, loss_fn: LossFn, 
         if load_extra_state is not None:
             load_extra_state(state.get("extra", {}))
         log.info(f"resumed {desc} from {checkpoint} at epoch {start_epoch}")
-    if multi:
-        # Every rank starts from rank 0's weights (the same seed gives the same ones; this makes it certain).
-        distributed.broadcast_module(model)
-        in_model = {id(p) for p in model.parameters()}
-        distributed.broadcast_tensors([p for p in params if id(p) not in in_model])  # e.g. a clustering head
+    par.start(model, params)
 
     def _save(epoch: int) -> None:
         if checkpoint is not None:
@@ -207,13 +202,10 @@ def train(model: nn.Module, images: np.ndarray | torch.Tensor, loss_fn: LossFn, 
                     if before_step is not None and before_step(result.steps):
                         result.stopped_early = True
                         break
-                    idx = perm[b * bs:(b + 1) * bs]
-                    share = 1.0
-                    if multi:
-                        if len(idx) < world:
-                            continue
-                        mine = idx[rank::world]
-                        share, idx = len(mine) / len(idx), mine
+                    mine = par.shard(perm[b * bs:(b + 1) * bs])
+                    if mine is None:
+                        continue
+                    idx, share = mine
                     idx = source.prepare_index(idx)
                     x = source.batch(idx)
                     if cfg.augment:
@@ -227,15 +219,13 @@ def train(model: nn.Module, images: np.ndarray | torch.Tensor, loss_fn: LossFn, 
                             f"the last good checkpoint is kept; try a lower learning rate (--lr {cfg.lr / 10:g})")
                     opt.zero_grad(set_to_none=True)
                     (scaler.scale(loss) if scaler is not None else loss).backward()
-                    if multi:
-                        distributed.average_gradients(params, share)
+                    par.after_backward(params, share)
                     if scaler is not None:
                         scaler.step(opt)
                         scaler.update()
                     else:
                         opt.step()
-                    if multi and has_buffers:
-                        distributed.broadcast_module(model, buffers_only=True)
+                    par.after_step(model)
                     if sched is not None:
                         sched.step()
                     result.steps += 1
@@ -253,12 +243,7 @@ def train(model: nn.Module, images: np.ndarray | torch.Tensor, loss_fn: LossFn, 
                 raise
             finally:
                 bar.close()
-            if multi:
-                names = sorted(sums)
-                totals = torch.tensor([sums[k] for k in names] + [float(count)], dtype=torch.float64)
-                distributed.all_reduce_sum_(totals)
-                sums = dict(zip(names, totals[:-1].tolist()))
-                count = int(totals[-1])
+            sums, count = par.epoch_totals(sums, count)
             record: dict[str, Any] = {"epoch": epoch + 1, "step": result.steps}
             record.update({name: v / max(count, 1) for name, v in sums.items()})
             record["lr"] = opt.param_groups[0]["lr"]
