@@ -44,9 +44,9 @@ def arch() -> None:
 
     \b
     Examples:
-      netbuilder arch show archs/mnist.json -a 1
+      netbuilder arch show MNIST -a 1
       netbuilder arch show MNIST -a dcec-l2
-      netbuilder arch validate archs/*.json
+      netbuilder arch validate my_archs.json
       netbuilder arch schema > archs.schema.json
     """
 
@@ -59,7 +59,7 @@ def arch() -> None:
 def show(file_or_dataset: str, key: str, as_json: bool) -> None:
     """Print an arch's layers with output shapes and parameter counts, its code size and totals.
 
-    FILE_OR_DATASET is an archs file or a dataset name with a shipped file (MNIST → archs/mnist.json).
+    FILE_OR_DATASET is an archs file or a dataset name with a shipped file (MNIST → netbuilder/archs/mnist.json).
     """
     path = resolve_arch_file(file_or_dataset)
     item = _pick(check_arch_file(path), key, str(path))
