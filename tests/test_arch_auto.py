@@ -142,3 +142,18 @@ def test_run_with_the_default_auto_arch_on_a_folder_of_photos(tmp_path: Path) ->
     assert manifest["arch"]["spec"] == auto_spec((3, 64, 64), 2)  # the default size of mixed large images
     assert manifest["dataset"]["shape"] == [3, 64, 64]
     assert info["cluster"]["n_clusters"] == 2 and 0.5 <= info["cluster"]["metrics"]["acc"] <= 1.0
+
+
+@pytest.mark.filterwarnings("ignore::netbuilder.anomaly.TrainingCollapseWarning")  # 1 epoch: undertrained
+def test_anomaly_accepts_auto(tmp_path: Path) -> None:
+    from netbuilder.anomaly import AutoencoderAnomalyDetector
+    from netbuilder.anomaly.experiment import load_inputs
+
+    root = tmp_path / "photos"
+    for i in range(3):
+        _photo(root / f"p{i}.png", (12, 10), (90, 120, 30), i)
+    inputs = load_inputs(f"folder:{root}", out=str(tmp_path / "out"), progress=False)  # default -a 0: auto
+    assert inputs.auto and inputs.spec == auto_spec((3, 10, 12)) and str(inputs.arch_file) == "auto"
+    X = np.random.default_rng(0).integers(0, 255, (16, 1, 8, 8), dtype=np.uint8)
+    detector = AutoencoderAnomalyDetector(arch="auto", n_clusters=3, epochs=1, batch_size=8).fit(X)
+    assert detector.spec_ == auto_spec((1, 8, 8), 3) and detector.decision_scores_.shape == (16,)
