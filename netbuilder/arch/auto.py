@@ -6,7 +6,7 @@ The rule (also in ``netbuilder/archs/README.md``):
   (doubling from 32, at most 256), kernel 5 while the layer's input is longer than 8 px on its longer side and
   3 after (28 → 14 → 7 → 4 gives dcec-l2's kernels 5, 5, 3), added until the longer side is at most 4 px; then
   flatten and a linear dense code. Images of at most 4x4 px are flattened into the vector rule.
-- signals ``[C, L]``: the same in 1-D (``conv1d`` layers) on the length L.
+- signals ``[C, L]``: the same in 1-D on the length L (a ``conv`` on a signal is 1-D).
 - vectors ``[D]``: dense 256-128 when D ≤ 256 (like digits-dense), else 500-500-2000 (like dec-dense), relu,
   then the linear code.
 - the code has ``max(10, k)`` units for ``k`` clusters (10 when k is unknown).
@@ -30,7 +30,6 @@ MAX_FILTERS = 256
 MIN_CODE = 10
 DENSE_SMALL = [256, 128]        # digits-dense
 DENSE_LARGE = [500, 500, 2000]  # dec-dense (DEC's 784-500-500-2000-10)
-CONV1D = "conv1d"     # the 1-D conv layer type
 
 # dcec-l2's training section (netbuilder/archs/mnist.json), copied so that editing that file never changes auto.
 TRAINING: dict[str, Any] = {"batch_size": 256, "epochs": 20, "lr": 0.001, "optimizer": "adam", "schedule": "none",
@@ -59,13 +58,13 @@ def parse_shape(text: str) -> list[int]:
     return shape
 
 
-def _conv_stack(sides: list[int], layer_type: str) -> tuple[list[dict[str, Any]], list[int]]:
+def _conv_stack(sides: list[int]) -> tuple[list[dict[str, Any]], list[int]]:
     """Stride-2 "same" convs until the longer side is at most SMALL_SIDE; the layers and the final sides."""
     layers: list[dict[str, Any]] = []
     filters = FIRST_FILTERS
     while max(sides) > SMALL_SIDE:
         kernel = 5 if max(sides) > LARGE_KERNEL_ABOVE else 3
-        layers.append({"type": layer_type, "filters": filters, "kernel_size": kernel, "stride": 2})
+        layers.append({"type": "conv", "filters": filters, "kernel_size": kernel, "stride": 2})
         sides = [-(-s // 2) for s in sides]  # "same" padding: ceil(side / stride)
         filters = min(2 * filters, MAX_FILTERS)
     return layers, sides
@@ -75,9 +74,8 @@ def _encoder(shape: list[int], code: int) -> tuple[list[dict[str, Any]], dict[st
     """The encoder layers and the arch's ``defaults`` for an input shape."""
     code_layer = {"type": "dense", "units": code, "activation": "linear"}
     if len(shape) > 1 and max(shape[1:]) > SMALL_SIDE:
-        layer_type = "conv" if len(shape) == 3 else CONV1D
-        convs, _ = _conv_stack(shape[1:], layer_type)
-        return convs + [{"type": "flatten"}, code_layer], {layer_type: {"activation": "relu", "padding": "same"}}
+        convs, _ = _conv_stack(shape[1:])  # one side for a signal: the convs are then 1-D
+        return convs + [{"type": "flatten"}, code_layer], {"conv": {"activation": "relu", "padding": "same"}}
     size = 1
     for s in shape:
         size *= s
