@@ -1,7 +1,7 @@
 """Training speed of netbuilder's loop against a plain PyTorch loop, plus encoding, FLOP efficiency, data loading.
 
 Usage:
-    NETBUILDER_DATA=/work/shared/data python bench/speed.py [--archs archs/mnist.json] [--arch NAME ...]
+    NETBUILDER_DATA=/work/shared/data python bench/speed.py [--archs netbuilder/archs/mnist.json] [--arch NAME ...]
         [--images 5120] [--repeats 2] [--cpu-images 2560] [--run-rounds 1] [--arch-budget 40] [--quick]
         [--profile] [--check] [--out bench/results] [--from-json bench/results/speed.json]
 
@@ -585,7 +585,7 @@ def render(report: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--archs", default="archs/mnist.json", help="arch file (default archs/mnist.json)")
+    p.add_argument("--archs", default="netbuilder/archs/mnist.json", help="arch file (default netbuilder/archs/mnist.json)")
     p.add_argument("--arch", action="append", default=None, help="only this arch (by name; repeatable)")
     p.add_argument("--images", type=int, default=None, help="images per epoch, a multiple of 256 (default 5120; quick 2560)")
     p.add_argument("--repeats", type=int, default=None, help="interleaved epochs per arch (default 2; quick 1)")

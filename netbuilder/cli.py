@@ -44,7 +44,7 @@ def main() -> None:
     Quick start (embedded data, no download):
       netbuilder run -d DIGITS -a 0
     Typical workflow:
-      netbuilder arch show archs/mnist.json -a 1
+      netbuilder arch show MNIST -a 1
       netbuilder pretrain -d MNIST -a dcec-l2
       netbuilder cluster  -d MNIST -a dcec-l2 --loss kld
       netbuilder metrics  -d MNIST -a dcec-l2

@@ -16,9 +16,9 @@ COMMON_OPTIONS = [
     click.option("-d", "--dataset", required=True,
                  help="Dataset: MNIST, COIL20, DIGITS, FASHION-MNIST, USPS or folder:PATH (case-insensitive)."),
     click.option("-a", "--arch", default="0", show_default=True,
-                 help="Architecture index or name in the archs file."),
+                 help="Architecture index or name in the archs file, or auto (derived from the data's shape)."),
     click.option("--archs", "archs", type=click.Path(dir_okay=False), default=None,
-                 help="Archs JSON file [default: archs/<dataset>.json]."),
+                 help="Archs JSON file [default: the dataset's shipped file, else -a auto]."),
     click.option("--out", default=".", show_default=True, type=click.Path(file_okay=False),
                  help="Root for saved_params/, logs/ and plots/."),
 ]

@@ -10,7 +10,7 @@ from netbuilder.arch import arch_schema
 from netbuilder.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-MNIST = str(ROOT / "archs" / "mnist.json")
+MNIST = str(ROOT / "netbuilder" / "archs" / "mnist.json")
 LEGACY = str(ROOT / "tests" / "data" / "legacy_mnist.json")
 
 

@@ -11,7 +11,7 @@ from netbuilder.arch import LAYERS, arch_schema
 from netbuilder.arch.schema import SCHEMA_FILE, schema_text
 
 ROOT = Path(__file__).resolve().parents[1]
-FILES = sorted((ROOT / "archs").glob("*.json")) + [ROOT / "tests" / "data" / "legacy_mnist.json"]
+FILES = sorted((ROOT / "netbuilder" / "archs").glob("*.json")) + [ROOT / "tests" / "data" / "legacy_mnist.json"]
 
 
 def test_committed_schema_is_up_to_date() -> None:
@@ -35,7 +35,7 @@ def test_plain_validator_accepts_shipped_files(path: Path) -> None:
 
 def test_plain_validator_rejects_unknown_keys_and_types() -> None:
     validator = jsonschema.Draft202012Validator(arch_schema())
-    good = json.loads((ROOT / "archs" / "digits.json").read_text())
+    good = json.loads((ROOT / "netbuilder" / "archs" / "digits.json").read_text())
     assert validator.is_valid(good) and validator.is_valid(good[0])
     bad = json.loads(json.dumps(good))
     bad[1]["encoder"][0]["filter"] = 3

@@ -11,7 +11,8 @@ from netbuilder.arch import build_autoencoder, load_arch_file, resolve_arch_file
 from netbuilder.errors import ArchError
 
 ROOT = Path(__file__).resolve().parents[1]
-ARCH_FILES = sorted((ROOT / "archs").glob("*.json"))
+ARCHS = ROOT / "netbuilder" / "archs"  # the shipped archs files (package data)
+ARCH_FILES = sorted(ARCHS.glob("*.json"))
 LEGACY = ROOT / "tests" / "data" / "legacy_mnist.json"
 SHIPPED = [(f, i) for f in ARCH_FILES for i in range(len(json.loads(f.read_text())))]
 
@@ -50,7 +51,7 @@ def test_shipped_arch_forward(path: Path, index: int) -> None:
 
 
 def test_mnist_code_sizes_and_training_sections() -> None:
-    specs = load_arch_file(ROOT / "archs" / "mnist.json")
+    specs = load_arch_file(ARCHS / "mnist.json")
     dims = [build_autoencoder(s).code_dim for s in specs]
     assert dims == [10, 120, 10, 10, 10]
     # The README's MNIST recipe (seed 0: ACC 0.973 / NMI 0.930) is these settings; dcec-l2-bce is the previous one.
@@ -62,11 +63,11 @@ def test_mnist_code_sizes_and_training_sections() -> None:
     assert specs[4]["encoder"] == specs[0]["encoder"]
     assert specs[1]["training"]["batch_size"] == 100
     assert all(s["clustering"] == {"n_clusters": 10, "alpha": 1.0} for s in specs)
-    assert load_arch_file(ROOT / "archs" / "coil20.json")[0]["clustering"]["n_clusters"] == 20
+    assert load_arch_file(ARCHS / "coil20.json")[0]["clustering"]["n_clusters"] == 20
 
 
 def test_dcec_stack_mirrors_28_14_7_3_back_to_28() -> None:
-    model = build_autoencoder(load_arch_file(ROOT / "archs" / "mnist.json")[0])
+    model = build_autoencoder(load_arch_file(ARCHS / "mnist.json")[0])
     rows = model.summary()
     enc = [r["output_shape"] for r in rows if r["part"] == "encoder"]
     dec = [r["output_shape"] for r in rows if r["part"] == "decoder"]
@@ -79,7 +80,7 @@ def test_dcec_stack_mirrors_28_14_7_3_back_to_28() -> None:
 
 
 def test_dec_dense_ends_with_reshape_to_image() -> None:
-    spec = select_arch(load_arch_file(ROOT / "archs" / "mnist.json"), "dec-dense")[1]
+    spec = select_arch(load_arch_file(ARCHS / "mnist.json"), "dec-dense")[1]
     model = build_autoencoder(spec)
     rows = model.summary()
     assert [r["output_shape"] for r in rows if r["part"] == "decoder"][-2:] == [(784,), (1, 28, 28)]
@@ -93,7 +94,7 @@ def _shapes(model) -> tuple[list, list]:
 
 
 def test_original_c5_shapes() -> None:
-    model = build_autoencoder(load_arch_file(ROOT / "archs" / "mnist.json")[1])
+    model = build_autoencoder(load_arch_file(ARCHS / "mnist.json")[1])
     enc, dec = _shapes(model)
     assert enc == ORIGINAL_ENCODER_SHAPES
     assert dec[-1] == (1, 28, 28)
@@ -103,7 +104,7 @@ def test_original_c5_shapes() -> None:
 def test_legacy_file_builds_the_same_network() -> None:
     legacy = load_arch_file(LEGACY)
     assert [s["name"] for s in legacy] == ["c-5", "c-5-indices"]
-    new = load_arch_file(ROOT / "archs" / "mnist.json")[1]
+    new = load_arch_file(ARCHS / "mnist.json")[1]
     reference = build_autoencoder(new)
     for spec in legacy:
         assert spec["legacy"] is True and spec["training"] == {"batch_size": 100}
@@ -144,19 +145,19 @@ def test_max_indices_unpool_places_values_at_the_argmax() -> None:
 
 
 def test_input_shape_override() -> None:
-    spec = load_arch_file(ROOT / "archs" / "mnist.json")[0]
+    spec = load_arch_file(ARCHS / "mnist.json")[0]
     model = build_autoencoder(spec, input_shape=(3, 32, 32))
     assert model.input_shape == (3, 32, 32) and model.spec["input_shape"] == [3, 32, 32]
     x_hat, z = model(torch.rand(2, 3, 32, 32))
     assert x_hat.shape == (2, 3, 32, 32) and z.shape == (2, 10)
     with pytest.raises(ArchError) as err:
-        build_autoencoder(load_arch_file(ROOT / "archs" / "mnist.json")[1], input_shape=(1, 8, 8))
+        build_autoencoder(load_arch_file(ARCHS / "mnist.json")[1], input_shape=(1, 8, 8))
     assert str(err.value).startswith('arch "original-c5" (input 1x8x8): /encoder/2/kernel_size: 5 is larger than '
                                      'the 2x2 input (the output would be -2x-2)')
 
 
 def test_encode_rejects_wrong_input_shape() -> None:
-    model = build_autoencoder(load_arch_file(ROOT / "archs" / "digits.json")[0])
+    model = build_autoencoder(load_arch_file(ARCHS / "digits.json")[0])
     with pytest.raises(ArchError, match=r"expects inputs of shape \(N, 1, 8, 8\)"):
         model.encode(torch.rand(2, 1, 28, 28))
 
@@ -170,7 +171,7 @@ def test_resolved_specs_are_plain_json_and_idempotent(path: Path) -> None:
 
 
 def test_expanded_mirror_decoder_builds_identically() -> None:
-    for spec in load_arch_file(ROOT / "archs" / "mnist.json") + load_arch_file(LEGACY):
+    for spec in load_arch_file(ARCHS / "mnist.json") + load_arch_file(LEGACY):
         resolved, plan = resolve_spec(spec)
         explicit = dict(resolved, decoder=plan.decoder_configs())
         _, plan2 = resolve_spec(explicit)
@@ -180,9 +181,9 @@ def test_expanded_mirror_decoder_builds_identically() -> None:
 
 def test_resolve_arch_file_by_dataset_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert resolve_arch_file("MNIST") == ROOT / "archs" / "mnist.json"
-    assert resolve_arch_file("COIL-20") == ROOT / "archs" / "coil20.json"
-    assert resolve_arch_file("digits") == ROOT / "archs" / "digits.json"
+    assert resolve_arch_file("MNIST") == ARCHS / "mnist.json"
+    assert resolve_arch_file("COIL-20") == ARCHS / "coil20.json"
+    assert resolve_arch_file("digits") == ARCHS / "digits.json"
     (tmp_path / "archs").mkdir()
     local = tmp_path / "archs" / "mnist.json"
     local.write_text("[]")
@@ -199,7 +200,7 @@ def test_resolve_arch_file_by_dataset_name(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_select_arch() -> None:
-    specs = load_arch_file(ROOT / "archs" / "mnist.json")
+    specs = load_arch_file(ARCHS / "mnist.json")
     assert select_arch(specs, 1)[0] == 1
     assert select_arch(specs, "3")[1]["name"] == "dec-dense"
     assert select_arch(specs, "dcec")[0] == 2

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from netbuilder.cli import main
 
-SHIPPED_DIGITS = Path(__file__).resolve().parents[1] / "archs" / "digits.json"
+SHIPPED_DIGITS = Path(__file__).resolve().parents[1] / "netbuilder" / "archs" / "digits.json"
 
 
 def run_cli(args: list[str]):

@@ -169,3 +169,32 @@ def test_images_at_top_and_in_subfolders_is_an_error(two_class):
 def test_folder_has_only_all_split(two_class):
     with pytest.raises(DatasetError, match="has no 'train' split"):
         load_dataset(f"folder:{two_class}", split="train")
+
+
+def test_large_photos_get_a_default_size(tmp_path, capsys):
+    # One size: the aspect ratio is kept and the longest side becomes DEFAULT_MAX_SIDE (64).
+    for i in range(2):
+        _save(tmp_path / "same" / f"{i}.png", np.full((150, 200, 3), 40 * i + 20))
+    ds = load_dataset(f"folder:{tmp_path / 'same'}")
+    assert ds.images.shape == (2, 3, 48, 64) and ds.images[1, 0, 20, 30] == 60
+    assert "resized to height 48, width 64 (the default; pass --image-size to choose)" in capsys.readouterr().err
+    # The same data and size as an explicit --image-size, from the cache on the second load.
+    again = load_dataset(f"folder:{tmp_path / 'same'}")
+    assert again.fingerprint == ds.fingerprint == load_dataset(f"folder:{tmp_path / 'same'}",
+                                                               image_size=(48, 64)).fingerprint
+    assert "resized to height 48" in capsys.readouterr().err
+    # Mixed sizes, one of them large: square.
+    _save(tmp_path / "mixed" / "a.png", np.full((100, 70, 3), 9))
+    _save(tmp_path / "mixed" / "b.png", np.full((30, 40, 3), 9))
+    assert load_dataset(f"folder:{tmp_path / 'mixed'}").images.shape == (2, 3, 64, 64)
+    # Small images are kept as they are, silently.
+    _save(tmp_path / "small" / "a.png", np.full((64, 20), 9))
+    assert load_dataset(f"folder:{tmp_path / 'small'}").images.shape == (1, 1, 64, 20)
+    assert capsys.readouterr().err.count("resized") == 1  # the mixed folder only
+
+
+def test_default_size_rule():
+    assert folder_mod.default_size((64, 64), False, 64) is None
+    assert folder_mod.default_size((3000, 4000), False, 4000) == (48, 64)
+    assert folder_mod.default_size((4000, 30), False, 4000) == (64, 1)
+    assert folder_mod.default_size((10, 10), True, 65) == (64, 64)

@@ -14,7 +14,7 @@ from netbuilder.arch import build_autoencoder, load_arch_file
 from netbuilder.arch.spec import resolve_spec
 from netbuilder.errors import NetbuilderError
 
-ARCHS = Path(__file__).resolve().parents[1] / "archs"
+ARCHS = Path(__file__).resolve().parents[1] / "netbuilder" / "archs"
 SHAPE = (1, 8, 8)
 MAX_PARAMS = 2_000_000  # refuse to allocate anything bigger in a test
 

@@ -103,7 +103,7 @@ def test_arch_manifold_default_applies_to_loss_none_only(tmp_path):
     # explicit kmeans loss must still run (the manifold step is not combined with a clustering loss).
     from pathlib import Path
 
-    spec = json.loads((Path(__file__).resolve().parents[1] / "archs" / "digits.json").read_text())[1]
+    spec = json.loads((Path(__file__).resolve().parents[1] / "netbuilder" / "archs" / "digits.json").read_text())[1]
     spec["training"]["cluster"] = {"loss": "none", "manifold": "umap"}
     archs = tmp_path / "a.json"
     archs.write_text(json.dumps([spec]))

@@ -31,6 +31,7 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
 from ..arch import load_arch_file, resolve_arch_file, resolve_spec, select_arch
+from ..arch.auto import AUTO, auto_spec, is_auto
 from ..core.autoencoder import build_model, fit_autoencoder
 from ..core.scores import ScoreFit, ScoreState, error_vs_mean_image, get_score, output_variation, score_statistics
 from ..errors import NetbuilderError
@@ -100,7 +101,8 @@ class AutoencoderAnomalyDetector(BaseEstimator):
     Parameters
     ----------
     arch : dict | str | int
-        A spec (dict, as in an archs file), or an arch name / index in ``archs``.
+        A spec (dict, as in an archs file), an arch name / index in ``archs``, or ``"auto"`` (derived from the
+        images' shape and ``n_clusters``; see :mod:`netbuilder.arch.auto`).
     archs : str | None
         An archs JSON file, or a dataset name standing for its shipped file (``"MNIST"``, ``"DIGITS"``).
     score : {"recon", "cosine", "centroid", "dcca"}
@@ -183,7 +185,7 @@ class AutoencoderAnomalyDetector(BaseEstimator):
         if method in LABELLED and (X_val is None or y_val is None):
             raise NetbuilderError(f"threshold '{method}' needs a labelled validation split: fit(X, X_val=..., y_val=...)")
         X = check_images(X)
-        arch = self._resolve_arch()
+        arch = self._resolve_arch(X.shape[1:])
         device = resolve_device(self.device)
         hp = PRETRAIN.resolve({k: getattr(self, k) for k in PRETRAIN.settings if hasattr(self, k)},
                               arch.spec.get("training"))
@@ -243,13 +245,16 @@ class AutoencoderAnomalyDetector(BaseEstimator):
         """Fit on ``X`` and return :attr:`labels_` (1 = anomaly)."""
         return self.fit(X, y, **fit_params).labels_
 
-    def _resolve_arch(self) -> _Arch:
+    def _resolve_arch(self, input_shape: tuple[int, ...]) -> _Arch:
         if isinstance(self.arch, dict):
             spec, _ = resolve_spec(self.arch)
             return _Arch(spec, None, None, None)
+        if is_auto(self.arch):
+            spec = auto_spec(input_shape, self.n_clusters)
+            return _Arch(spec, AUTO, 0, [AUTO])
         if self.arch is None or self.archs is None:
-            raise NetbuilderError("give the architecture: arch=<spec dict>, or arch=<name or index> together with "
-                                  "archs=<archs file or dataset name>")
+            raise NetbuilderError("give the architecture: arch=<spec dict>, arch=\"auto\", or arch=<name or index> "
+                                  "together with archs=<archs file or dataset name>")
         path = resolve_arch_file(str(self.archs))
         specs = load_arch_file(path)
         index, spec = select_arch(specs, self.arch, source=str(path))

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..arch import load_arch_file, resolve_arch_file, select_arch
+from ..arch import choose_arch
 from ..datasets import Dataset, get_spec, load_dataset
 from ..errors import NetbuilderError
 from ..fileio import remove, write_json, write_text
@@ -51,6 +51,7 @@ class Inputs:
     arch_file: Path
     arch_index: int
     ws: Workspace
+    auto: bool = False            # -a auto: the detector gets the derived spec itself
 
 
 def has_official_split(name: str) -> bool:
@@ -67,12 +68,11 @@ def load_inputs(dataset: str, arch: str | int = 0, protocol: str = "one-class", 
                 progress: bool | None = None) -> Inputs:
     """Resolve the arch (before loading any data, so a bad arch or an arch unfit for ``score`` fails fast) and
     load the data the protocol needs."""
-    arch_file = resolve_arch_file(str(archs) if archs else dataset)
-    specs = load_arch_file(arch_file)
-    index, spec = select_arch(specs, arch, source=str(arch_file))
-    if score == "cosine" and not (spec.get("latent") or {}).get("l2_normalize"):
-        l2 = [s["name"] for s in specs if (s.get("latent") or {}).get("l2_normalize")]
-        raise NetbuilderError(not_l2_message(spec, str(arch_file), l2))
+    choice = choose_arch(dataset, arch, archs)  # -a auto (always l2): the spec is derived from the data below
+    spec = choice.spec
+    if score == "cosine" and spec is not None and not (spec.get("latent") or {}).get("l2_normalize"):
+        l2 = [s["name"] for s in choice.specs if (s.get("latent") or {}).get("l2_normalize")]
+        raise NetbuilderError(not_l2_message(spec, str(choice.file), l2))
     split = (split or "all").lower()
     show = progress if progress is not None else True
     test = None
@@ -83,7 +83,9 @@ def load_inputs(dataset: str, arch: str | int = 0, protocol: str = "one-class", 
     else:
         data = load_dataset(dataset, data_dir=data_dir, split=split, image_size=image_size, progress=show)
         ws_name = data.name if split == "all" else f"{data.name}-{split}"
-    return Inputs(data, test, spec, Path(arch_file), index, Workspace.create(out, ws_name, spec["name"]))
+    spec = choice.resolve(data.shape, data.n_classes)
+    return Inputs(data, test, spec, choice.file, choice.index, Workspace.create(out, ws_name, spec["name"]),
+                  auto=choice.auto)
 
 
 def stage_name(protocol: str, target_name: str | None, score: str) -> str:
@@ -139,8 +141,9 @@ def run_target(inputs: Inputs, protocol: str, target: str | int | None, score: s
     ws = inputs.ws
     out_dir, plot_dir = ws.stage_dir(stage), ws.plots_dir / stage
     remove(out_dir / MANIFEST)  # a rerun is incomplete until its manifest is written again
+    arch = inputs.spec if inputs.auto else inputs.arch_index  # -a auto: the derived spec itself
     detector = AutoencoderAnomalyDetector(
-        arch=inputs.arch_index, archs=str(inputs.arch_file), score=score, contamination=contamination,
+        arch=arch, archs=str(inputs.arch_file), score=score, contamination=contamination,
         threshold=method, n_clusters=split.n_clusters, cluster_epochs=cluster_epochs, seed=seed, device=device,
         progress=progress, verbose=verbose,
         log_stem=str(ws.log_stem(stage)), **(train_options or {}))

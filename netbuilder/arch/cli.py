@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
 
 from ..errors import ArchError
+from .auto import auto_arch, is_auto, parse_shape
 from .builder import build_autoencoder
 from .errors import fmt_shape
 from .schema import schema_text
-from .spec import ArchCheck, check_arch_file, resolve_arch_file, select_arch
+from .spec import ArchCheck, check_arch_file, resolve_arch_file, resolve_with_context, select_arch
 
 
 def human_count(n: int) -> str:
@@ -26,6 +28,18 @@ def _pick(checks: list[ArchCheck], key: str, source: str) -> ArchCheck:
     # Select among all archs, valid or not, so that a broken neighbour does not hide the one asked for.
     index, _ = select_arch([{"name": c.name if c.name is not None else ""} for c in checks], key, source)
     return checks[index]
+
+
+def _auto_check(input_shape: str | None, clusters: int | None) -> ArchCheck:
+    """The auto arch for ``--input-shape`` and ``--clusters``, validated like an arch of a file."""
+    if input_shape is None:
+        raise click.UsageError("auto needs --input-shape, e.g. --input-shape 3x64x64")
+    spec, plan = resolve_with_context(auto_arch(parse_shape(input_shape), clusters), source="auto")
+    return ArchCheck(0, spec["name"], spec, plan)
+
+
+SHAPE_HELP = "Input shape CxHxW (images), CxL (signals) or D (vectors), e.g. 3x64x64."
+CLUSTERS_HELP = "Number of clusters k: the code has max(10, k) units [default: unknown, code 10]."
 
 
 def format_table(rows: list[list[str]], right: set[int]) -> list[str]:
@@ -44,9 +58,11 @@ def arch() -> None:
 
     \b
     Examples:
-      netbuilder arch show archs/mnist.json -a 1
+      netbuilder arch show MNIST -a 1
       netbuilder arch show MNIST -a dcec-l2
-      netbuilder arch validate archs/*.json
+      netbuilder arch validate my_archs.json
+      netbuilder arch show auto --input-shape 3x64x64 --clusters 5
+      netbuilder arch new --input-shape 3x64x64 > my_archs.json
       netbuilder arch schema > archs.schema.json
     """
 
@@ -56,13 +72,21 @@ def arch() -> None:
 @click.option("-a", "--arch", "key", default="0", show_default=True, help="Index or name of the arch in the file.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the resolved spec as JSON, the mirrored decoder written out as an explicit layer list.")
-def show(file_or_dataset: str, key: str, as_json: bool) -> None:
+@click.option("--input-shape", default=None, help=SHAPE_HELP + " For auto only.")
+@click.option("--clusters", type=click.IntRange(min=1), default=None, help=CLUSTERS_HELP + " For auto only.")
+def show(file_or_dataset: str, key: str, as_json: bool, input_shape: str | None, clusters: int | None) -> None:
     """Print an arch's layers with output shapes and parameter counts, its code size and totals.
 
-    FILE_OR_DATASET is an archs file or a dataset name with a shipped file (MNIST → archs/mnist.json).
+    FILE_OR_DATASET is an archs file, a dataset name with a shipped file (MNIST → netbuilder/archs/mnist.json),
+    or auto: the arch derived from --input-shape and --clusters (what -a auto trains).
     """
-    path = resolve_arch_file(file_or_dataset)
-    item = _pick(check_arch_file(path), key, str(path))
+    if is_auto(file_or_dataset) and not Path(file_or_dataset).is_file():
+        path, item = "auto", _auto_check(input_shape, clusters)
+    elif input_shape is not None or clusters is not None:
+        raise click.UsageError("--input-shape and --clusters apply to auto only")
+    else:
+        path = resolve_arch_file(file_or_dataset)
+        item = _pick(check_arch_file(path), key, str(path))
     if item.error is not None:
         raise item.error
     assert item.spec is not None and item.plan is not None
@@ -119,6 +143,22 @@ def validate(ctx: click.Context, files: tuple[str, ...]) -> None:
     if failed:
         click.echo(f"error: {failed} of {total} archs failed validation", err=True)
         ctx.exit(2)
+
+
+@arch.command("new")
+@click.option("--input-shape", required=True, help=SHAPE_HELP)
+@click.option("--clusters", type=click.IntRange(min=1), default=None, help=CLUSTERS_HELP)
+def new(input_shape: str, clusters: int | None) -> None:
+    """Print an archs file holding the auto arch for --input-shape: a starting point to edit.
+
+    \b
+    Example:
+      netbuilder arch new --input-shape 3x64x64 --clusters 5 > my_archs.json
+      netbuilder run -d folder:photos --archs my_archs.json
+    """
+    check = _auto_check(input_shape, clusters)  # validated before it is printed
+    assert check.spec is not None
+    click.echo(json.dumps([auto_arch(check.spec["input_shape"], clusters)], indent=2))
 
 
 @arch.command("schema")

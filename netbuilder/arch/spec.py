@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -21,8 +22,8 @@ from .registry import LAYERS, layer_from_config
 from .schema import schema_defs, validator_for
 from .validation import check, received
 
-REPO_ARCHS = Path(__file__).resolve().parents[2] / "archs"
-"""The repository's shipped archs files."""
+SHIPPED_ARCHS = Path(str(resources.files("netbuilder") / "archs"))
+"""The folder of the archs files shipped inside the package (``netbuilder/archs``, package data)."""
 
 
 @dataclass
@@ -269,32 +270,44 @@ def load_arch_file(path: str | Path) -> list[dict[str, Any]]:
 
 
 def shipped_arch_files() -> list[str]:
-    """Names of the archs files shipped with the repository."""
-    return sorted(p.name for p in REPO_ARCHS.glob("*.json")) if REPO_ARCHS.is_dir() else []
+    """Names of the archs files shipped with the package."""
+    return sorted(p.name for p in SHIPPED_ARCHS.glob("*.json")) if SHIPPED_ARCHS.is_dir() else []
+
+
+def dataset_arch_file(dataset: str) -> Path | None:
+    """The archs file of a dataset name (``MNIST`` → mnist.json), or None when it has none.
+
+    Looked up in ``./archs`` (so a local file can replace a shipped one) and then among the shipped files;
+    names are case-insensitive and ``-``/``_`` are ignored (``COIL-20`` → ``coil20.json``). Datasets given by
+    location (``folder:PATH``) and names that look like paths have none.
+    """
+    given = str(dataset)
+    if ":" in given or "/" in given or "\\" in given or given.lower().endswith(".json"):
+        return None
+    key = given.lower().replace("-", "").replace("_", "")
+    for folder in (Path.cwd() / "archs", SHIPPED_ARCHS):
+        candidate = folder / f"{key}.json"
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def resolve_arch_file(file_or_dataset: str) -> Path:
-    """An existing archs file as is; otherwise the shipped file of a dataset name (``MNIST`` → archs/mnist.json).
-
-    Dataset files are looked up in ``./archs`` and then in the repository's ``archs``; names are
-    case-insensitive and ``-``/``_`` are ignored (``COIL-20`` → ``coil20.json``).
-    """
+    """An existing archs file as is; otherwise the archs file of a dataset name (see :func:`dataset_arch_file`)."""
     given = str(file_or_dataset)
     path = Path(given)
     if path.is_file():
         return path
     if path.is_dir():
         raise ArchError(f"{given}: is a directory, expected an archs JSON file or a dataset name")
+    found = dataset_arch_file(given)
+    if found is not None:
+        return found
     shipped = ", ".join(shipped_arch_files()) or "none"
     if ":" in given:  # e.g. folder:/data/x: datasets given by location have no shipped archs
         raise ArchError(f"dataset '{given}' has no shipped archs file; pass --archs FILE (shipped: {shipped})")
     if path.suffix.lower() == ".json" or "/" in given or "\\" in given:
         raise ArchError(f"{given}: no such file (shipped archs files: {shipped})")
-    key = given.lower().replace("-", "").replace("_", "")
-    for folder in (Path.cwd() / "archs", REPO_ARCHS):
-        candidate = folder / f"{key}.json"
-        if candidate.is_file():
-            return candidate
     raise ArchError(f"'{given}' is neither an archs file nor a dataset with a shipped archs file (shipped: "
                     f"{shipped}); pass --archs FILE")
 

@@ -5,6 +5,9 @@ with labels, class names and the fingerprint), keyed by the file list, sizes, mt
 so a second load neither decodes nor hashes. The cache is written through a memory map whose pages are
 flushed and released as decoding goes, so a set larger than memory never has to fit in it, and it is read
 back memory-mapped when it is large: training then streams it (see :mod:`netbuilder.train.batches`).
+
+Without an image size, images larger than :data:`DEFAULT_MAX_SIDE` (photos) are resized by default (see
+:func:`default_size`) and a line on stderr says so.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +29,9 @@ from .kinds import register_dataset
 from .paths import cache_dir_for
 
 CACHE_DIRNAME = ".netbuilder-cache"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: records the default size of large images
+DEFAULT_MAX_SIDE = 64
+"""Without ``--image-size``, images with a longer side are resized so that their longest side is this."""
 # Arrays above this many bytes are memory-mapped (and streamed) rather than read into memory;
 # None: 512 MiB, or an eighth of RAM if that is less.
 MMAP_THRESHOLD_BYTES: int | None = None
@@ -142,21 +148,44 @@ def _prune(cache: Path, key: str, image_size: list[int] | None) -> None:
             meta_path.unlink(missing_ok=True)
 
 
-def _probe(folder: Path, files: list[str], size: tuple[int, int] | None) -> tuple[int, int, int]:
-    """``(C, H, W)`` of the result, from the image headers; mixed sizes need ``size``."""
+def default_size(first: tuple[int, int], mixed: bool, largest: int) -> tuple[int, int] | None:
+    """The ``(H, W)`` that images are resized to without ``--image-size``, or None to keep them as they are.
+
+    Images no larger than :data:`DEFAULT_MAX_SIDE` are kept. Larger ones (photos) get a longest side of
+    DEFAULT_MAX_SIDE: with the aspect ratio of ``first`` when all share its size, else square.
+    """
+    if largest <= DEFAULT_MAX_SIDE:
+        return None
+    if mixed:
+        return DEFAULT_MAX_SIDE, DEFAULT_MAX_SIDE
+    scale = DEFAULT_MAX_SIDE / max(first)
+    return max(1, round(first[0] * scale)), max(1, round(first[1] * scale))
+
+
+def _probe(folder: Path, files: list[str],
+           size: tuple[int, int] | None) -> tuple[tuple[int, int, int], tuple[int, int] | None]:
+    """``(C, H, W)`` of the result, from the image headers, and the size to resize to (``size``, else the
+    default size of large images); mixed sizes of small images need ``size``."""
     first: tuple[int, int, str] | None = None
+    other: tuple[int, int, str] | None = None
     colour = False
+    largest = 0
     for rel in files:
         h, w, mode = probe_image(folder / rel, f"folder:{folder}: {rel}")
         colour = colour or is_colour_mode(mode)
+        largest = max(largest, h, w)
         if first is None:
             first = (h, w, rel)
-        elif size is None and (h, w) != first[:2]:
-            raise DatasetError(f"folder:{folder}: images have different sizes ({first[1]}x{first[0]} in "
-                               f"{first[2]}, {w}x{h} in {rel}); pass --image-size")
+        elif other is None and (h, w) != first[:2]:
+            other = (h, w, rel)
     assert first is not None
+    if size is None:
+        size = default_size(first[:2], other is not None, largest)
+        if size is None and other is not None:
+            raise DatasetError(f"folder:{folder}: images have different sizes ({first[1]}x{first[0]} in "
+                               f"{first[2]}, {other[1]}x{other[0]} in {other[2]}); pass --image-size")
     h, w = size if size is not None else first[:2]
-    return (3 if colour else 1), h, w
+    return ((3 if colour else 1), h, w), size
 
 
 def _decode_into(out: np.ndarray, folder: Path, files: list[str], size: tuple[int, int] | None,
@@ -204,17 +233,20 @@ def load_folder(path: str | os.PathLike, split: str = "all",
     cache = cache_dir_for(folder, CACHE_DIRNAME)
     meta = _load_cached(cache, key) if cache is not None else None
     if meta is None:
-        shape = (len(files),) + _probe(folder, files, size)
+        image_shape, resize = _probe(folder, files, size)
+        shape = (len(files),) + image_shape
+        default = list(resize) if resize and not size else None
         images, entries = None, None
         if cache is not None:
             try:
                 with atomic_path(cache / f"{key}.npy", suffix=".npy") as tmp:
                     out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-                    entries = _decode_into(out, folder, files, size, progress)
+                    entries = _decode_into(out, folder, files, resize, progress)
                     out.flush()
                     del out
                 meta = {"version": CACHE_VERSION, "image_size": list(size) if size else None,
-                        "shape": list(shape), "fingerprint": fingerprint(entries), "files": files}
+                        "default_size": default, "shape": list(shape), "fingerprint": fingerprint(entries),
+                        "files": files}
                 write_json(cache / f"{key}.json", meta)
                 _prune(cache, key, meta["image_size"])
                 images = _open_array(cache / f"{key}.npy", shape)
@@ -223,8 +255,12 @@ def load_folder(path: str | os.PathLike, split: str = "all",
                 images = None
         if images is None:
             images = np.empty(shape, dtype=np.uint8)
-            entries = _decode_into(images, folder, files, size, progress)
-        meta = {"images": images, "fingerprint": fingerprint(entries or [])}
+            entries = _decode_into(images, folder, files, resize, progress)
+        meta = {"images": images, "fingerprint": fingerprint(entries or []), "default_size": default}
+    if size is None and meta.get("default_size"):
+        size = (int(meta["default_size"][0]), int(meta["default_size"][1]))
+        print(f"{name}: images larger than {DEFAULT_MAX_SIDE} px resized to height {size[0]}, width {size[1]} "
+              f"(the default; pass --image-size to choose)", file=sys.stderr)
     fp = meta["fingerprint"] if size is None else resized_fingerprint(meta["fingerprint"], size)
     return Dataset(name=name, images=meta["images"],
                    labels=None if labels is None else np.asarray(labels, dtype=np.int64),

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ..arch import build_autoencoder, load_arch_file, resolve_arch_file, select_arch
+from ..arch import build_autoencoder, choose_arch
 from ..datasets import Dataset, load_dataset
 from ..errors import StageError
 from ..train import resolve_device
@@ -76,15 +76,14 @@ def prepare(dataset: str, arch: str | int = 0, *, archs: str | Path | None = Non
     from .. import distributed
 
     distributed.init_from_env()
-    arch_file = resolve_arch_file(str(archs) if archs else dataset)
-    specs = load_arch_file(arch_file)
-    index, spec = select_arch(specs, arch, source=str(arch_file))
-    apply_threads(threads or (spec.get("training") or {}).get("threads"))
+    choice = choose_arch(dataset, arch, archs)  # -a auto: the spec is derived from the data's shape below
+    apply_threads(threads or choice.training.get("threads"))
     dev = resolve_device(device)
     data = load_dataset(dataset, data_dir=data_dir, split=split, image_size=image_size,
                         progress=progress if progress is not None else True)
+    spec = choice.resolve(data.shape, data.n_classes)
     ws = Workspace.create(out, data.name if split == "all" else f"{data.name}-{split}", spec["name"])
-    return StageContext(dataset=data, arch_file=Path(arch_file), arch_index=index, spec=spec, ws=ws, device=dev)
+    return StageContext(dataset=data, arch_file=choice.file, arch_index=choice.index, spec=spec, ws=ws, device=dev)
 
 
 def apply_threads(threads: int | None) -> None:

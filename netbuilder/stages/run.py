@@ -63,8 +63,8 @@ def run_all(dataset: str, arch: str | int = 0, *, loss: str | None = None, archs
 
 @click.command("run")
 @click.option("-d", "--dataset", required=True, help="Dataset name or folder:PATH (case-insensitive).")
-@click.option("-a", "--arch", default="0", show_default=True, help="Architecture index or name in the archs file.")
-@click.option("--archs", type=click.Path(dir_okay=False), default=None, help="Archs JSON file [default: archs/<dataset>.json].")
+@click.option("-a", "--arch", default="0", show_default=True, help="Architecture index or name in the archs file, or auto (derived from the data's shape).")
+@click.option("--archs", type=click.Path(dir_okay=False), default=None, help="Archs JSON file [default: the dataset's shipped file, else -a auto].")
 @click.option("--out", default=".", show_default=True, type=click.Path(file_okay=False), help="Root for saved_params/, logs/, plots/.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Data directory [default: $NETBUILDER_DATA, then ./datasets].")
 @click.option("--split", type=click.Choice(["train", "test", "all"]), default="all", show_default=True, help="Which split to use.")

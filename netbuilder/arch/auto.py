@@ -1,0 +1,132 @@
+"""``-a auto``: an architecture derived from the input shape and the number of clusters.
+
+The rule (also in ``netbuilder/archs/README.md``):
+
+- images ``[C, H, W]``: stride-2 convolutions with "same" padding and relu, filters 32, 64, 128, 256, 256, …
+  (doubling from 32, at most 256), kernel 5 while the layer's input is longer than 8 px on its longer side and
+  3 after (28 → 14 → 7 → 4 gives dcec-l2's kernels 5, 5, 3), added until the longer side is at most 4 px; then
+  flatten and a linear dense code. Images of at most 4x4 px are flattened into the vector rule.
+- signals ``[C, L]``: the same in 1-D on the length L (a ``conv`` on a signal is 1-D).
+- vectors ``[D]``: dense 256-128 when D ≤ 256 (like digits-dense), else 500-500-2000 (like dec-dense), relu,
+  then the linear code.
+- the code has ``max(10, k)`` units for ``k`` clusters (10 when k is unknown).
+- for every shape: an l2-normalised code, a linear output trained on MSE and dcec-l2's training section (Adam,
+  lr 1e-3, batch 256, 20 epochs; clustering by k-means on a UMAP embedding of the codes, no clustering loss).
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any, Iterable
+
+from ..errors import ArchError
+
+AUTO = "auto"
+"""The ``-a`` value (and the arch's name) of the derived architecture."""
+
+SMALL_SIDE = 4        # stop downsampling once the longer side is at most this
+LARGE_KERNEL_ABOVE = 8  # kernel 5 while a conv's input is longer than this, else 3
+FIRST_FILTERS = 32
+MAX_FILTERS = 256
+MIN_CODE = 10
+DENSE_SMALL = [256, 128]        # digits-dense
+DENSE_LARGE = [500, 500, 2000]  # dec-dense (DEC's 784-500-500-2000-10)
+
+# dcec-l2's training section (netbuilder/archs/mnist.json), copied so that editing that file never changes auto.
+TRAINING: dict[str, Any] = {"batch_size": 256, "epochs": 20, "lr": 0.001, "optimizer": "adam", "schedule": "none",
+                            "cluster": {"loss": "none", "manifold": "umap"}, "recon_loss": "mse"}
+
+
+def is_auto(key: Any) -> bool:
+    """Whether an ``-a`` value asks for the derived architecture."""
+    return isinstance(key, str) and key.strip().lower() == AUTO
+
+
+def code_size(n_clusters: int | None) -> int:
+    """Units of the code: ``max(10, k)``, 10 when the number of clusters is unknown."""
+    return max(MIN_CODE, int(n_clusters or 0))
+
+
+def parse_shape(text: str) -> list[int]:
+    """``"3x64x64"`` (or ``3,64,64``) → ``[3, 64, 64]``; one to three positive integers."""
+    parts = text.lower().replace(",", "x").split("x")
+    try:
+        shape = [int(p) for p in parts]
+    except ValueError:
+        shape = []
+    if not 1 <= len(shape) <= 3 or min(shape) < 1:
+        raise ArchError(f"invalid input shape '{text}': expected CxHxW (e.g. 3x64x64), CxL or D of positive integers")
+    return shape
+
+
+def _conv_stack(sides: list[int]) -> tuple[list[dict[str, Any]], list[int]]:
+    """Stride-2 "same" convs until the longer side is at most SMALL_SIDE; the layers and the final sides."""
+    layers: list[dict[str, Any]] = []
+    filters = FIRST_FILTERS
+    while max(sides) > SMALL_SIDE:
+        kernel = 5 if max(sides) > LARGE_KERNEL_ABOVE else 3
+        layers.append({"type": "conv", "filters": filters, "kernel_size": kernel, "stride": 2})
+        sides = [-(-s // 2) for s in sides]  # "same" padding: ceil(side / stride)
+        filters = min(2 * filters, MAX_FILTERS)
+    return layers, sides
+
+
+def _encoder(shape: list[int], code: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The encoder layers and the arch's ``defaults`` for an input shape."""
+    code_layer = {"type": "dense", "units": code, "activation": "linear"}
+    if len(shape) > 1 and max(shape[1:]) > SMALL_SIDE:
+        convs, _ = _conv_stack(shape[1:])  # one side for a signal: the convs are then 1-D
+        return convs + [{"type": "flatten"}, code_layer], {"conv": {"activation": "relu", "padding": "same"}}
+    size = 1
+    for s in shape:
+        size *= s
+    hidden = DENSE_SMALL if size <= DENSE_SMALL[0] else DENSE_LARGE
+    flatten = [{"type": "flatten"}] if len(shape) > 1 else []
+    return flatten + [{"type": "dense", "units": u} for u in hidden] + [code_layer], {"dense": {"activation": "relu"}}
+
+
+def _describe(encoder: list[dict[str, Any]]) -> str:
+    parts = []
+    for layer in encoder:
+        if layer["type"] == "dense":
+            parts.append(f"dense {layer['units']}")
+        elif layer["type"] != "flatten":
+            parts.append(f"{layer['type']} {layer['filters']}@{layer['kernel_size']} s2")
+    return ", ".join(parts)
+
+
+def auto_arch(input_shape: Iterable[int], n_clusters: int | None = None) -> dict[str, Any]:
+    """The derived arch (an archs-file object, not yet validated) for ``input_shape`` and ``n_clusters``.
+
+    ``input_shape`` is ``[C, H, W]``, ``[C, L]`` or ``[D]``; see the module docstring for the rule. The result
+    depends on nothing else, so the same data always gets the same arch.
+    """
+    shape = [int(s) for s in input_shape]
+    if not 1 <= len(shape) <= 3 or min(shape) < 1:
+        raise ArchError(f"auto arch: expected an input shape [C, H, W], [C, L] or [D] of positive integers, "
+                        f"received {shape}")
+    code = code_size(n_clusters)
+    encoder, defaults = _encoder(shape, code)
+    where = "x".join(str(s) for s in shape)
+    spec: dict[str, Any] = {
+        "name": AUTO,
+        "description": f"Derived by netbuilder's auto rule for input {where} and "
+                       f"{n_clusters or 'an unknown number of'} clusters: {_describe(encoder)}, l2-normalised code, "
+                       "linear output on MSE; clustered by k-means on a UMAP embedding of the codes.",
+        "input_shape": shape,
+        "defaults": defaults,
+        "encoder": encoder,
+        "latent": {"l2_normalize": True},
+        "output_activation": "linear",
+    }
+    if n_clusters:
+        spec["clustering"] = {"n_clusters": int(n_clusters), "alpha": 1.0}
+    spec["training"] = copy.deepcopy(TRAINING)
+    return spec
+
+
+def auto_spec(input_shape: Iterable[int], n_clusters: int | None = None) -> dict[str, Any]:
+    """:func:`auto_arch` validated and resolved like an arch read from a file (every default filled in)."""
+    from .spec import resolve_with_context
+
+    spec, _ = resolve_with_context(auto_arch(input_shape, n_clusters), source=AUTO)
+    return spec
