@@ -33,6 +33,7 @@ import torch
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ..arch.auto import auto_spec, is_auto
 from ..clustering import nearest
 from ..errors import NetbuilderError
 from ..rules import check_manifold, check_recon_loss
@@ -69,8 +70,9 @@ class DeepClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     Parameters
     ----------
     arch : dict | str
-        A spec dict (as in an archs file), an archs JSON file (its first arch), or the name of a shipped arch
-        (``"digits-dense"``, ``"dcec-l2"``, …); with ``archs`` also an index.
+        ``"auto"`` (default: derived from the samples' shape, see ``netbuilder arch show auto``), a spec dict (as
+        in an archs file), an archs JSON file (its first arch), or the name of a shipped arch (``"digits-dense"``,
+        ``"dcec-l2"``, …); with ``archs`` also an index.
     n_clusters : int | None
         Number of clusters (default: the arch's ``clustering.n_clusters``).
     objective : str | None
@@ -97,7 +99,7 @@ class DeepClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     scaler_ (how values map to the model's [0, 1] input).
     """
 
-    def __init__(self, arch: dict[str, Any] | str | int = "digits-dense", n_clusters: int | None = None,
+    def __init__(self, arch: dict[str, Any] | str | int = "auto", n_clusters: int | None = None,
                  objective: str | None = None, *, archs: str | None = None, epochs: int | None = None,
                  batch_size: int | None = None, lr: float | None = None, cluster_epochs: int | None = None,
                  pretrain_params: dict[str, Any] | None = None, cluster_params: dict[str, Any] | None = None,
@@ -119,8 +121,12 @@ class DeepClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     def fit(self, X: Any, y: Any = None) -> "DeepClustering":
         """Pretrain the autoencoder on ``X`` and cluster its codes (``y`` is ignored)."""
         arr = self._validate(X, reset=True)
-        spec, source = find_arch(self.arch, self.archs)
-        shape = sample_shape(arr, tuple(spec["input_shape"]))
+        if is_auto(self.arch) and self.archs is None:
+            shape = sample_shape(arr, None)
+            spec, source = auto_spec(shape, self.n_clusters), None
+        else:
+            spec, source = find_arch(self.arch, self.archs)
+            shape = sample_shape(arr, tuple(spec["input_shape"]))
         k = self.n_clusters or (spec.get("clustering") or {}).get("n_clusters")
         if not k or int(k) < 1:
             raise NetbuilderError("Invalid value for argument `n_clusters`. Expected a positive integer (or an arch "
