@@ -60,22 +60,6 @@ def test_streamed_training_and_encoding_match_in_memory(memmapped, small_windows
     assert result.steps == 30 and losses[-1] < losses[0]
 
 
-def test_bfloat16_autocast_trains_on_cpu(memmapped):
-    images, _ = memmapped
-    torch.manual_seed(0)
-    model = build_autoencoder(SPEC, input_shape=(1, 8, 8))
-    seen = []
-
-    def loss_fn(x, idx):
-        x_hat, _ = model(x)
-        seen.append(torch.is_autocast_enabled("cpu"))
-        return {"loss": torch.nn.functional.mse_loss(x_hat.float(), x)}
-
-    result = train(model, images, loss_fn, LoopConfig(epochs=3, batch_size=100, amp=True, progress=False),
-                   device=torch.device("cpu"))
-    assert all(seen) and result.history[-1]["loss"] < result.history[0]["loss"]
-
-
 def test_in_memory_batches_on_the_device_match_cpu(memmapped, device, monkeypatch):
     # On CUDA a small dataset is copied to the GPU once as uint8; a larger one is batched from pinned memory.
     images, _ = memmapped
