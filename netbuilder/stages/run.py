@@ -1,6 +1,7 @@
 """``netbuilder run``: pretrain → cluster → metrics → visualize, skipping stages whose outputs are complete."""
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -10,11 +11,17 @@ from ..core.objectives import objective_names
 from .context import StageContext, prepare
 
 
-def is_current(ctx: StageContext, stage: str, seed: int) -> bool:
-    """A stage counts as done when its manifest is complete and was made from the same arch, data and seed."""
+def is_current(ctx: StageContext, stage: str, seed: int, hyperparameters: dict[str, Any] | None = None) -> bool:
+    """A stage counts as done when its manifest is complete and was made from the same arch, data and seed,
+    and, when given, the same resolved ``hyperparameters`` (so a run with ``--pretrain-epochs 2`` is not
+    mistaken for the arch's full run)."""
     m = ctx.ws.manifest(stage)
-    return bool(m) and m["arch"]["spec"] == ctx.spec and m["dataset"]["fingerprint"] == ctx.dataset.fingerprint \
-        and m.get("seed") == seed
+    if not (bool(m) and m["arch"]["spec"] == ctx.spec and m["dataset"]["fingerprint"] == ctx.dataset.fingerprint
+            and m.get("seed") == seed):
+        return False
+    # Compared after a JSON round trip: the manifest holds JSON values (lists, not tuples).
+    wanted = json.loads(json.dumps(hyperparameters or {}))
+    return all(m["hyperparameters"].get(k) == v for k, v in wanted.items())
 
 
 def run_all(dataset: str, arch: str | int = 0, *, loss: str | None = None, archs: str | None = None,
@@ -24,6 +31,8 @@ def run_all(dataset: str, arch: str | int = 0, *, loss: str | None = None, archs
             pretrain_epochs: int | None = None, cluster_epochs: int | None = None,
             threads: int | None = None) -> dict[str, Any]:
     """Run every stage in order; returns {"pretrain": manifest, "cluster": manifest, "metrics": rows, "plots": {...}}."""
+    from ..core.objectives import cluster_settings
+    from ..settings import PRETRAIN
     from .cluster import default_loss, run_cluster, stage_name
     from .pretrain import run_pretrain
     from .report import collect, format_table
@@ -34,7 +43,9 @@ def run_all(dataset: str, arch: str | int = 0, *, loss: str | None = None, archs
     out_info: dict[str, Any] = {}
     t0 = time.perf_counter()
     say = click.echo if echo else (lambda *_a, **_k: None)
-    ran_pretrain = force or not is_current(ctx, "pretrain", seed)
+    training = ctx.spec.get("training") or {}
+    pre_hp = PRETRAIN.resolve({"epochs": pretrain_epochs}, training)
+    ran_pretrain = force or not is_current(ctx, "pretrain", seed, pre_hp)
     if ran_pretrain:
         out_info["pretrain"] = run_pretrain(ctx, seed=seed, progress=progress, echo=echo, epochs=pretrain_epochs)
     else:
@@ -42,7 +53,8 @@ def run_all(dataset: str, arch: str | int = 0, *, loss: str | None = None, archs
         out_info["pretrain"] = ctx.ws.manifest("pretrain")
     stage = stage_name(loss)
     # A new pretrain invalidates every clustering made from the old one.
-    if ran_pretrain or not is_current(ctx, stage, seed):
+    cluster_hp = cluster_settings(loss).resolve({"epochs": cluster_epochs, "loss": loss}, training.get("cluster"))
+    if ran_pretrain or not is_current(ctx, stage, seed, cluster_hp):
         out_info["cluster"] = run_cluster(ctx, loss, seed=seed, progress=progress, echo=echo, epochs=cluster_epochs)
     else:
         say(f"{stage}: up to date ({ctx.ws.stage_dir(stage)}), skipped; --force reruns it")
