@@ -563,3 +563,42 @@ def training_curves(records_by_stage: Mapping[str, Sequence[Mapping[str, Any]]],
     if title:
         fig.suptitle(title, fontsize=13)
     return _save(fig, path)
+
+
+# ------------------------------------------------------------------------------------------ leaderboard
+
+def leaderboard_bars(names: Sequence[str], values: Sequence[float], errors: Sequence[float],
+                     seconds: Sequence[float], seconds_errors: Sequence[float], path: str | Path, *,
+                     value_label: str, title: str | None = None) -> Path:
+    """Two panels sharing the y axis (one row per entry, best first as given): a score with error bars, and the
+    time each entry took with error bars; returns ``path``. NaN values draw no bar (e.g. a score a single
+    seed cannot give)."""
+    n = len(names)
+    if n == 0 or not (len(values) == len(errors) == len(seconds) == len(seconds_errors) == n):
+        raise ValueError("leaderboard_bars needs one value, error, time and time error per name")
+    fig = _figure((10.0, 1.2 + 0.45 * n))
+    ax_score, ax_time = fig.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": [3, 2]})
+    y = np.arange(n)
+    colours = _palette(max(n, 1))
+    # Horizontal bars keep long arch names readable; the first entry goes on top.
+    for ax, vals, errs, label in ((ax_score, values, errors, value_label),
+                                  (ax_time, seconds, seconds_errors, "training time per seed (s)")):
+        v = np.asarray(vals, dtype=float)
+        e = np.nan_to_num(np.asarray(errs, dtype=float))
+        ax.barh(y, np.nan_to_num(v), xerr=e, color=colours[:n], alpha=0.85, capsize=3,
+                error_kw={"elinewidth": 1, "ecolor": "0.25"})
+        for yi, vi, ei in zip(y, v, e):
+            if math.isfinite(vi):  # the value beside its error bar, not on it
+                ax.text(vi + ei, yi, f"  {vi:.3g}", va="center", ha="left", fontsize=8)
+        ax.margins(x=0.12)
+        ax.set_xlabel(label, fontsize=9)
+        ax.grid(True, axis="x", alpha=0.3)
+        ax.tick_params(labelsize=8)
+    finite = [float(x) + float(e) for x, e in zip(values, np.nan_to_num(np.asarray(errors, float))) if math.isfinite(x)]
+    if finite and 0 <= min(finite) and max(finite) <= 1.0:
+        ax_score.set_xlim(0, 1.08)  # scores in [0, 1] (ACC, rank scores) on their full scale
+    ax_score.set_yticks(y, [str(s) for s in names])
+    ax_score.invert_yaxis()
+    if title:
+        fig.suptitle(title, fontsize=12)
+    return _save(fig, path)

@@ -88,5 +88,7 @@ def register(group: click.Group) -> None:
     group.add_command(visualize_cmd)
     from .run import run_cmd
     group.add_command(run_cmd)
+    from .compare import compare_cmd
+    group.add_command(compare_cmd)
     from ..anomaly.cli import anomaly_cmd
     group.add_command(anomaly_cmd)
