@@ -17,7 +17,8 @@ from typing import Any, Callable, Sequence
 import click
 import numpy as np
 
-from ..arch import NetworkBuilder, load_arch_file, resolve_arch_file, select_arch
+from ..arch import load_arch_file, resolve_arch_file, select_arch
+from ..arch.spec import resolve_with_context
 from ..errors import NetbuilderError
 from ..fileio import write_json, write_text
 from ..datasets.cli import dataset_options
@@ -152,8 +153,8 @@ def compare(dataset: str, arch_list: str = "all", *, archs: str | None = None, s
                   image_size=image_size, out=out, device="cpu", progress=False)
     shape = tuple(ctx.dataset.shape)
     # Shapes depend on the data (e.g. a conv stack too deep for 8×8 images): plan each arch for it now.
-    cands = [Candidate(i, specs[i]["name"],
-                       int(NetworkBuilder(specs[i], shape, source=str(arch_file)).dry_run().params)) for i in indices]
+    cands = [Candidate(i, specs[i]["name"], int(resolve_with_context(specs[i], source=str(arch_file), index=i,
+                                                                     input_shape=shape)[1].params)) for i in indices]
     ds_dir = ctx.ws.dataset
     pairs = [(s, c) for s in range(seeds) for c in cands]
     t0 = time.perf_counter()
