@@ -23,7 +23,7 @@ from ..errors import NetbuilderError
 from ..fileio import write_json, write_text
 from ..datasets.cli import dataset_options
 from . import leaderboard as lb
-from .context import prepare
+from .context import StageContext, prepare
 from .run import run_all
 from .workspace import Workspace, safe_name
 
@@ -104,7 +104,7 @@ def _fmt(row: dict[str, Any], key: str, digits: int = 3) -> str:
     return f"{v:.{digits}f}" + (f" ± {std:.{digits}f}" if std is not None and math.isfinite(std) else "")
 
 
-def table(rows: Sequence[dict[str, Any]], params: dict[str, int]) -> tuple[list[str], list[list[str]]]:
+def table(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Leaderboard headers and cells (mean ± std over seeds)."""
     labelled = all("acc" in r for r in rows)
     headers = ["#", "arch"] + (["ACC", "NMI", "ARI"] if labelled else []) + \
@@ -113,7 +113,7 @@ def table(rows: Sequence[dict[str, Any]], params: dict[str, int]) -> tuple[list[
     for i, r in enumerate(rows, 1):
         cells.append([str(i), r["arch"]] + ([_fmt(r, k) for k in lb.LABEL_METRICS] if labelled else []) +
                      [f"{r['label_free_score']:.2f}", _fmt(r, "silhouette"), _fmt(r, "stability"),
-                      _fmt(r, "recon_loss", 4), _fmt(r, "train_s", 1), f"{params[r['arch']]:,}"])
+                      _fmt(r, "recon_loss", 4), _fmt(r, "train_s", 1), f"{r['params']:,}"])
     return headers, cells
 
 
@@ -135,67 +135,81 @@ def markdown(title: str, headers: list[str], cells: list[list[str]], notes: Sequ
     return "\n".join(lines + [""] + [f"{n}  " for n in notes]) + "\n"
 
 
-def compare(dataset: str, arch_list: str = "all", *, archs: str | None = None, seeds: int = 3,
-            epochs: int | None = None, cluster_epochs: int | None = None, out: str = ".",
-            data_dir: str | None = None, split: str = "all", image_size: int | None = None,
-            device: str = "auto", say: Callable[[str], None] | None = click.echo) -> dict[str, Any]:
-    """Python API: train every (arch, seed) pair (reusing complete stages) and return the leaderboard:
-    ``{"rows": [...], "runs": [...], "agreement": {...} | None, "files": {...}, ...}``.
-
-    Every arch of ``arch_list`` is checked (name or index, validity, shapes for this dataset) before anything
-    trains; a bad one raises a one-line :class:`NetbuilderError`. ``say`` gets the progress lines (None: quiet).
-    """
-    say = say or (lambda _m: None)
+def check_archs(dataset: str, arch_list: str, *, archs: str | None, data_dir: str | None, split: str,
+                image_size: int | None, out: str) -> tuple[Path, list[Candidate], StageContext]:
+    """The archs file, the archs of ``arch_list`` and the first one's context, all checked before any training:
+    the whole file validates (as every stage requires), every entry names an arch, every arch fits the data."""
     arch_file = resolve_arch_file(archs or dataset)
-    specs = load_arch_file(arch_file)  # validates every arch of the file: errors come before training
+    specs = load_arch_file(arch_file)
     indices = parse_arch_list(arch_list, specs, str(arch_file))
     ctx = prepare(dataset, indices[0], archs=str(arch_file), data_dir=data_dir, split=split,
                   image_size=image_size, out=out, device="cpu", progress=False)
-    shape = tuple(ctx.dataset.shape)
     # Shapes depend on the data (e.g. a conv stack too deep for 8×8 images): plan each arch for it now.
+    shape = tuple(ctx.dataset.shape)
     cands = [Candidate(i, specs[i]["name"], int(resolve_with_context(specs[i], source=str(arch_file), index=i,
                                                                      input_shape=shape)[1].params)) for i in indices]
-    ds_dir = ctx.ws.dataset
+    return arch_file, cands, ctx
+
+
+def train_pairs(dataset: str, arch_file: Path, cands: Sequence[Candidate], ds_dir: str, seeds: int,
+                say: Callable[[str], None], **run_kw: Any) -> list[dict[str, Any]]:
+    """Run every (seed, arch) pair with :func:`run_all` (complete stages are reused); one record per pair."""
     pairs = [(s, c) for s in range(seeds) for c in cands]
-    t0 = time.perf_counter()
     runs = []
     for n, (seed, cand) in enumerate(pairs, 1):
-        root = seed_root(out, ds_dir, seed)
+        root = seed_root(run_kw["out"], ds_dir, seed)
         ws = Workspace(root, ds_dir, safe_name(cand.name))
         say(f"[{n}/{len(pairs)}] {cand.name} seed {seed}: running")
         before = stage_times(ws)
         t = time.perf_counter()
-        info = run_all(dataset, cand.index, archs=str(arch_file), data_dir=data_dir, split=split,
-                       image_size=image_size, out=str(root), device=device, seed=seed, visualize=False,
-                       progress=False, echo=False, pretrain_epochs=epochs, cluster_epochs=cluster_epochs)
+        info = run_all(dataset, cand.index, archs=str(arch_file), **{**run_kw, "out": str(root)}, seed=seed,
+                       visualize=False, progress=False, echo=False)
         rec = run_record(info, ws, seed)
         runs.append(rec)
-        reused = [s for s in ("pretrain", rec["stage"]) if s in before and before[s] == stage_times(ws).get(s)]
+        after = stage_times(ws)
+        reused = [s for s in ("pretrain", rec["stage"]) if s in before and before[s] == after.get(s)]
         how = "reused" if len(reused) == 2 else "reused pretrain" if reused else "trained"
         shown = f"ACC {rec['acc']:.3f}, " if "acc" in rec else ""
         say(f"[{n}/{len(pairs)}] {cand.name} seed {seed}: {shown}silhouette {rec['silhouette']:.3f} "
             f"({how}, {time.perf_counter() - t:.1f}s)")
+    return runs
+
+
+def compare(dataset: str, arch_list: str = "all", *, archs: str | None = None, seeds: int = 3,
+            epochs: int | None = None, cluster_epochs: int | None = None, out: str = ".",
+            data_dir: str | None = None, split: str = "all", image_size: int | None = None,
+            device: str = "auto", say: Callable[[str], None] | None = click.echo) -> dict[str, Any]:
+    """Python API: train every (arch, seed) pair (reusing complete stages), write and return the leaderboard:
+    ``{"rows": [...], "runs": [...], "agreement": {...} | None, "files": {...}, "text": ..., ...}``.
+
+    Every arch of ``arch_list`` is checked (name or index, validity, shapes for this dataset) before anything
+    trains; a bad one raises a one-line :class:`NetbuilderError`. ``say`` gets the progress lines (None: quiet).
+    """
+    arch_file, cands, ctx = check_archs(dataset, arch_list, archs=archs, data_dir=data_dir, split=split,
+                                        image_size=image_size, out=out)
+    ds_dir = ctx.ws.dataset
+    t0 = time.perf_counter()
+    runs = train_pairs(dataset, arch_file, cands, ds_dir, seeds, say or (lambda _m: None), out=out,
+                       data_dir=data_dir, split=split, image_size=image_size, device=device,
+                       pretrain_epochs=epochs, cluster_epochs=cluster_epochs)
     rows = lb.rank(lb.summarise(runs, [c.name for c in cands]))
-    agree = lb.agreement(rows, runs)
-    params = {c.name: c.params for c in cands}
     for r in rows:
-        r["params"] = params[r["arch"]]
+        r["params"] = next(c.params for c in cands if c.name == r["arch"])
+    agree = lb.agreement(rows, runs)
     wall = time.perf_counter() - t0
 
-    headers, cells = table(rows, params)
-    title = f"{ctx.dataset.name}: {len(cands)} archs × {seeds} seeds"
+    overrides = "".join(f"; {what} epochs {n}" for what, n in (("pretrain", epochs), ("cluster", cluster_epochs)) if n)
     notes = [agreement_text(agree), f"Rule: {lb.RULE}.",
-             f"Mean ± std over seeds 0..{seeds - 1}; train s from the stage manifests; this compare took "
-             f"{wall:.0f}s wall.",
-             f"Runs: {seed_root(out, ds_dir, 0).parent}/seed-N/. Archs: {arch_file}" +
-             (f"; pretrain epochs {epochs}" if epochs else "") + (f"; cluster epochs {cluster_epochs}" if cluster_epochs else "") + "."]
+             f"Mean ± std over seeds 0..{seeds - 1}; train s from the stage manifests; this compare took {wall:.0f}s wall.",
+             f"Runs: {seed_root(out, ds_dir, 0).parent}/seed-N/. Archs: {arch_file}{overrides}."]
     dest = compare_dir(out, ds_dir)
     files = {"json": dest / "compare.json", "md": dest / "compare.md", "png": dest / "compare.png"}
-    result = {"dataset": ctx.dataset.name, "archs_file": str(arch_file), "seeds": seeds, "epochs": epochs,
-              "cluster_epochs": cluster_epochs, "rule": lb.RULE, "rows": rows, "agreement": agree,
-              "runs": [{k: v for k, v in r.items() if k != "pred"} for r in runs], "wall_s": round(wall, 1),
-              "files": {k: str(v) for k, v in files.items()}}
-    result = _json_safe(result)
+    result = _json_safe({"dataset": ctx.dataset.name, "archs_file": str(arch_file), "seeds": seeds, "epochs": epochs,
+                         "cluster_epochs": cluster_epochs, "rule": lb.RULE, "rows": rows, "agreement": agree,
+                         "runs": [{k: v for k, v in r.items() if k != "pred"} for r in runs],
+                         "wall_s": round(wall, 1), "files": {k: str(v) for k, v in files.items()}})
+    headers, cells = table(rows)
+    title = f"{ctx.dataset.name}: {len(cands)} archs × {seeds} seeds"
     write_json(files["json"], result)
     write_text(files["md"], markdown(title, headers, cells, notes))
     _figure(rows, files["png"], title)
