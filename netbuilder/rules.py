@@ -2,7 +2,9 @@
 
 ``arch validate`` (and every load of an archs file) checks them on an arch's own ``training`` section, where a
 violation names its JSON path; the stages and estimators check them again on the resolved settings before any
-training. Each rule raises a one-line :class:`RuleViolation`.
+training. Each rule raises a one-line :class:`RuleViolation`. (Whether a score needs unit-length codes is the
+score's own declaration, :attr:`netbuilder.core.scores.AnomalyScore.needs_unit_codes`, tested with
+:func:`has_unit_codes`.)
 """
 from __future__ import annotations
 
@@ -46,14 +48,6 @@ def check_manifold(loss: str, manifold: str, path: tuple[str, ...] = ()) -> None
     if manifold != "none" and loss != "none":
         raise RuleViolation(path, f"manifold {manifold} is a final clustering step: use it with loss none "
                                   f"(got loss {loss})")
-
-
-def check_score(score: str, spec: Mapping[str, Any]) -> None:
-    """The cosine score compares directions: it needs unit-length codes."""
-    if score == "cosine" and not has_unit_codes(spec):
-        raise RuleViolation((), f"score 'cosine' needs an arch with unit-length codes (\"latent\": "
-                                f"{{\"l2_normalize\": true}} or an l2normalize layer ending the encoder); arch "
-                                f"'{spec.get('name')}' has none")
 
 
 def check_arch_training(spec: Mapping[str, Any]) -> None:

@@ -130,3 +130,23 @@ def test_one_class_on_an_unlabelled_folder_explains(cracks, tmp_path):
     res = _run(["-d", f"folder:{root / 'Negative'}", "--archs", str(archs), "--protocol", "unsupervised",
                 "--epochs", "2", "--no-plots"], tmp_path)
     assert res.exit_code == 0 and "5 of 50 flagged" in res.output, res.output
+
+
+def test_cosine_accepts_an_explicit_l2normalize_layer(cracks, tmp_path):
+    # Unit-length codes said either way (latent.l2_normalize or a last l2normalize layer) satisfy the cosine score,
+    # on the command line and in the estimator alike.
+    from netbuilder.anomaly import AutoencoderAnomalyDetector
+
+    root, _ = cracks
+    spec = {"name": "explicit-l2", "input_shape": [3, 16, 16],
+            "encoder": [{"type": "flatten"}, {"type": "dense", "units": 4, "activation": "linear"},
+                        {"type": "l2normalize"}]}
+    archs = tmp_path / "explicit.json"
+    archs.write_text(json.dumps([spec]))
+    result = _run(["-d", f"folder:{root}", "--archs", str(archs), "--protocol", "one-class", "--target", "Negative",
+                   "--score", "cosine", "--epochs", "1", "--clusters", "2", "--no-plots", "--json"], tmp_path / "o")
+    assert result.exit_code == 0, result.output
+    x = np.zeros((8, 3, 16, 16), np.uint8)
+    x[4:] = 200
+    det = AutoencoderAnomalyDetector(spec, score="cosine", epochs=1, n_clusters=2, device="cpu").fit(x)
+    assert det.centroids_.shape == (2, 4)

@@ -78,7 +78,8 @@ def check_images(X: Any, name: str = "X") -> np.ndarray:
 def not_l2_message(spec: dict[str, Any], arch_file: str | None = None, l2_names: list[str] | None = None) -> str:
     """The one-line error for ``score="cosine"`` with an arch whose latent is not l2-normalised."""
     name = spec.get("name", "?")
-    base = (f"score 'cosine' needs an arch with an l2-normalised latent (\"latent\": {{\"l2_normalize\": true}}, "
+    base = (f"score 'cosine' needs an arch with unit-length codes (\"latent\": {{\"l2_normalize\": true}} or an "
+            f"l2normalize layer ending the encoder, "
             f"part of the trained model); arch '{name}' has none")
     if l2_names:
         return base + f"; l2 archs in {arch_file}: {', '.join(l2_names)}"
@@ -258,7 +259,7 @@ class AutoencoderAnomalyDetector(BaseEstimator):
         path = resolve_arch_file(str(self.archs))
         specs = load_arch_file(path)
         index, spec = select_arch(specs, self.arch, source=str(path))
-        l2 = [s["name"] for s in specs if (s.get("latent") or {}).get("l2_normalize")]
+        l2 = [s["name"] for s in specs if has_unit_codes(s)]
         return _Arch(spec, str(path), index, l2)
 
     @staticmethod

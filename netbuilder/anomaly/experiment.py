@@ -27,15 +27,16 @@ from typing import Any, Callable
 import numpy as np
 
 from ..arch import choose_arch
+from ..core.scores import SCORE_TITLES, SCORES, get_score
 from ..datasets import Dataset, get_spec, load_dataset
 from ..errors import NetbuilderError
 from ..fileio import remove, write_json, write_text
+from ..rules import has_unit_codes
 from ..stages.persist import write_manifest
 from ..stages.workspace import MANIFEST, Workspace, safe_name
 from .estimator import AutoencoderAnomalyDetector, TrainingCollapseWarning, not_l2_message
 from .protocols import PROTOCOLS, TEST_FRACTION, VAL_FRACTION, ProtocolSplit, class_name, make_split
 from .report import evaluate, mean_row, summary_line
-from ..core.scores import SCORE_TITLES, SCORES
 from .threshold import LABELLED, ThresholdWarning, check_contamination, parse_threshold
 
 Echo = Callable[[str], None]
@@ -70,8 +71,8 @@ def load_inputs(dataset: str, arch: str | int = 0, protocol: str = "one-class", 
     load the data the protocol needs."""
     choice = choose_arch(dataset, arch, archs)  # -a auto (always l2): the spec is derived from the data below
     spec = choice.spec
-    if score == "cosine" and spec is not None and not (spec.get("latent") or {}).get("l2_normalize"):
-        l2 = [s["name"] for s in choice.specs if (s.get("latent") or {}).get("l2_normalize")]
+    if spec is not None and get_score(score).needs_unit_codes and not has_unit_codes(spec):
+        l2 = [s["name"] for s in choice.specs if has_unit_codes(s)]
         raise NetbuilderError(not_l2_message(spec, str(choice.file), l2))
     split = (split or "all").lower()
     show = progress if progress is not None else True
