@@ -73,6 +73,7 @@ def anomaly_cmd(dataset, arch, archs, out, data_dir, split, image_size, protocol
           --contamination 0.01 --score cosine --all-classes --epochs 100
       netbuilder anomaly -d folder:cracks --archs my_archs.json --protocol one-class --target Negative
       netbuilder anomaly -d folder:new_images --model saved_params/.../anomaly-one-class-Negative-recon
+      netbuilder anomaly -d TEP --protocol one-class --all-classes --far 0.01   # fault detection vs PCA
 
     Output: <out>/saved_params/<DATASET>/<arch>/anomaly-<protocol>-<target>-<score>/ (weights, threshold.json,
     scores.csv, report.json, manifest.json) and plots in <out>/plots/<DATASET>/<arch>/anomaly-.../.

@@ -3,12 +3,14 @@
 
 1. The normal training run ``d00.dat`` is split in time: the first ``1 − holdout`` (80 %) fits everything (the
    per-variable standardisation, the autoencoder, the PCA baseline), the last ``holdout`` (20 %) is held out.
-2. The autoencoder (arch 0 of ``archs/tep.json`` by default) is trained on the windows of the fitting part with
+2. The autoencoder (arch 0 of ``netbuilder/archs/tep.json`` by default; its input length is the window) is trained on the
+   windows (stride 1, see :data:`TRAIN_STRIDE`) of the fitting part with
    :func:`~netbuilder.core.autoencoder.fit_autoencoder`; its score is a registered score (``recon``: the
    mean squared reconstruction error of a window).
 3. Every detector (the autoencoder, PCA T², PCA SPE) scores every sample of every run (see
    :mod:`netbuilder.anomaly.process` for the per-sample convention) and gets its threshold at the false-alarm
-   rate ``far`` from the held-out normal samples only.
+   rate ``far`` from the held-out normal samples only (a held-out sample's window may reach back into the
+   fitting part: the score of sample ``t`` is that of the window ending at ``t``, as everywhere).
 4. Reported: the false-alarm rate on ``d00_te.dat``; per fault 1–21 the detection rate, ROC AUC and detection
    delay on ``dNN_te.dat`` (faulty after sample 160) where present, else on ``dNN.dat`` (faulty throughout);
    the means over the faults other than 3, 9 and 15.
