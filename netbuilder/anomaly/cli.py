@@ -101,8 +101,8 @@ def anomaly_cmd(dataset, arch, archs, out, data_dir, split, image_size, protocol
         from .tep_report import run_tep_report
 
         report = run_tep_report(arch_key(arch), score, archs=archs, data_dir=data_dir, out=out, far=far,
-                                threads=threads, train_options=train_options, seed=seed, device=device, progress=progress,
-                                plots=plots, verbose=verbose, echo=echo)
+                                threads=threads, train_options=train_options, seed=seed, device=device,
+                                progress=progress, plots=plots, verbose=verbose, echo=echo)
         click.echo(json.dumps(report, indent=2) if as_json else report_text(report))
         return
     options = dict(threshold=threshold, contamination=contamination, anomaly_ratio=anomaly_ratio,

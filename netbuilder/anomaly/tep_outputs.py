@@ -43,10 +43,11 @@ def _markdown(report: dict[str, Any]) -> str:
 
 def report_text(report: dict[str, Any]) -> str:
     """What ``netbuilder anomaly -d TEP ... --all-classes`` prints: the summary, the per-fault table, paths."""
+    skipped = ", ".join(map(str, report["excluded_from_mean"]))
     head = (f"TEP fault detection, {report['arch']} ({report['score']}) vs PCA ({report['pca']['n_components']} "
             f"components, {report['pca']['explained_variance']:.0%} variance): thresholds at "
             f"{report['far_target']:.3g} false alarms on held-out normal data; means over "
-            f"{len(report['rows'][0]['mean']['faults'])} faults (not {', '.join(map(str, report['excluded_from_mean']))})")
+            f"{len(report['rows'][0]['mean']['faults'])} faults (not {skipped})")
     lines = [head, process.summary_table(report["rows"]), "", process.format_table(report["rows"], report["faults"]),
              f"report: {report['dir']}"]
     if report["plots"]:

@@ -3,8 +3,8 @@
 
 1. The normal training run ``d00.dat`` is split in time: the first ``1 − holdout`` (80 %) fits everything (the
    per-variable standardisation, the autoencoder, the PCA baseline), the last ``holdout`` (20 %) is held out.
-2. The autoencoder (arch 0 of ``netbuilder/archs/tep.json`` by default; its input length is the window) is trained on the
-   windows (stride 1, see :data:`TRAIN_STRIDE`) of the fitting part with
+2. The autoencoder (arch 0 of ``netbuilder/archs/tep.json`` by default; its input length is the window) is
+   trained on the windows (stride 1, see :data:`TRAIN_STRIDE`) of the fitting part with
    :func:`~netbuilder.core.autoencoder.fit_autoencoder`; its score is a registered score (``recon``: the
    mean squared reconstruction error of a window).
 3. Every detector (the autoencoder, PCA T², PCA SPE) scores every sample of every run (see
