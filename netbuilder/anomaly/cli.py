@@ -52,6 +52,9 @@ _FRACTION = click.FloatRange(min=0, max=1, min_open=True, max_open=True)
 @apply_options(settings_options(PRETRAIN, exclude=NOT_FOR_DETECTOR))
 @click.option("--cluster-epochs", type=click.IntRange(min=1), default=None,
               help="Epochs of the k-means-loss stage of --score dcca [default: the cluster stage's].")
+@click.option("--far", type=_FRACTION, default=0.01, show_default=True,
+              help="-d TEP --protocol one-class --all-classes (the fault-detection report): the false-alarm rate "
+                   "the thresholds are set at, on held-out normal data.")
 @click.option("--plots/--no-plots", default=True, show_default=True, help="Write the plots.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (or the table) as JSON.")
 @click.option("--model", "model_dir", type=click.Path(file_okay=False, exists=True), default=None,
@@ -60,7 +63,7 @@ _FRACTION = click.FloatRange(min=0, max=1, min_open=True, max_open=True)
 @click.option("-v", "--verbose", is_flag=True, help="Echo the training log lines.")
 def anomaly_cmd(dataset, arch, archs, out, data_dir, split, image_size, protocol, target, all_classes, score,
                 threshold, contamination, anomaly_ratio, clusters, test_fraction, val_fraction, seed, device, progress,
-                cluster_epochs, plots, as_json, model_dir, verbose, **hp) -> None:
+                cluster_epochs, far, plots, as_json, model_dir, verbose, **hp) -> None:
     """Anomaly detection with an autoencoder, under a stated protocol.
 
     \b
@@ -70,6 +73,7 @@ def anomaly_cmd(dataset, arch, archs, out, data_dir, split, image_size, protocol
           --contamination 0.01 --score cosine --all-classes --epochs 100
       netbuilder anomaly -d folder:cracks --archs my_archs.json --protocol one-class --target Negative
       netbuilder anomaly -d folder:new_images --model saved_params/.../anomaly-one-class-Negative-recon
+      netbuilder anomaly -d TEP --protocol one-class --all-classes --far 0.01   # fault detection vs PCA
 
     Output: <out>/saved_params/<DATASET>/<arch>/anomaly-<protocol>-<target>-<score>/ (weights, threshold.json,
     scores.csv, report.json, manifest.json) and plots in <out>/plots/<DATASET>/<arch>/anomaly-.../.
@@ -77,7 +81,8 @@ def anomaly_cmd(dataset, arch, archs, out, data_dir, split, image_size, protocol
     from .experiment import predict_dataset, run_all_classes, run_anomaly
 
     t0 = time.perf_counter()
-    set_threads(hp.pop("threads", None))
+    threads = hp.pop("threads", None)
+    set_threads(threads)
     train_options = {k: v for k, v in pop_settings(hp, PRETRAIN).items() if k not in NOT_FOR_DETECTOR}
     if model_dir is not None:
         res = predict_dataset(model_dir, dataset, data_dir=data_dir, split=split, image_size=image_size, out=out,
@@ -90,6 +95,16 @@ def anomaly_cmd(dataset, arch, archs, out, data_dir, split, image_size, protocol
         raise NetbuilderError("give either --target or --all-classes, not both")
     echo = (lambda m: click.echo(m, err=True)) if as_json else click.echo
     warn = lambda m: click.echo(m, err=True)  # noqa: E731
+    if all_classes and protocol == "one-class" and is_tep(dataset):
+        # Process data: a fault-detection report (faults 1-21 against normal operation), not a class table.
+        from .tep_outputs import report_text
+        from .tep_report import run_tep_report
+
+        report = run_tep_report(arch_key(arch), score, archs=archs, data_dir=data_dir, out=out, far=far,
+                                threads=threads, train_options=train_options, seed=seed, device=device,
+                                progress=progress, plots=plots, verbose=verbose, echo=echo)
+        click.echo(json.dumps(report, indent=2) if as_json else report_text(report))
+        return
     options = dict(threshold=threshold, contamination=contamination, anomaly_ratio=anomaly_ratio,
                    clusters=clusters, test_fraction=test_fraction, val_fraction=val_fraction,
                    train_options=train_options,
@@ -128,6 +143,16 @@ def anomaly_cmd(dataset, arch, archs, out, data_dir, split, image_size, protocol
     if row["plots"]:
         click.echo(f"plots: {', '.join(row['plots'].values())}")
     click.echo(f"wall time: {wall:.1f} s")
+
+
+def is_tep(dataset: str) -> bool:
+    """Whether ``dataset`` names the registered Tennessee Eastman dataset (any alias or spelling)."""
+    from ..datasets import get_spec
+
+    try:
+        return get_spec(dataset).name == "TEP"
+    except NetbuilderError:  # folder:, series:, ... or unknown: not TEP (the normal route reports the latter)
+        return False
 
 
 def _warn_router(echo, warn):

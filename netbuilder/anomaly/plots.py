@@ -124,3 +124,33 @@ def extremes_grid(images: np.ndarray, scores: Any, reconstruct: Callable[[np.nda
     sel = np.asarray(images)[pick]
     return error_heatmap_grid(sel, reconstruct(sel), path, titles=titles, ncol=max(1, len(top)),
                               title=f"{title}\n{head}" if title else head)
+
+
+def score_timelines(panels: Sequence[tuple[str, dict[str, np.ndarray], int | None]], thresholds: dict[str, float],
+                    path: str | Path, *, title: str | None = None) -> Path:
+    """Process-monitoring chart: one panel per run, each detector's per-sample score divided by its own
+    threshold (so every detector alarms above the line at 1) on a log scale, against the sample index.
+
+    ``panels``: ``(run title, {detector: per-sample scores (NaN = unscored)}, fault onset or None)``.
+    """
+    if not panels:
+        raise ValueError("score_timelines needs at least one panel")
+    colours = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e")
+    fig = _figure((9.0, 2.3 * len(panels) + 0.6))
+    axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
+    for ax, (name, series, onset) in zip(axes, panels):
+        for colour, (detector, scores) in zip(colours, series.items()):
+            s = np.asarray(scores, dtype=np.float64) / thresholds[detector]
+            # Scores may be 0 (a perfect reconstruction); keep them on the log axis.
+            ax.plot(np.arange(len(s)), np.maximum(s, 1e-3), color=colour, linewidth=0.9, label=detector)
+        ax.axhline(1.0, color=THRESHOLD_COLOUR, linestyle="--", linewidth=1.2, label="threshold")
+        if onset is not None:
+            ax.axvline(onset, color="grey", linestyle=":", linewidth=1.5, label=f"fault onset ({onset})")
+        ax.set_yscale("log")
+        ax.set_ylabel("score / threshold")
+        ax.set_title(name, fontsize=10)
+    axes[-1].set_xlabel("sample (3 min each)")
+    axes[0].legend(fontsize=8, loc="upper left", ncol=3)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return _save(fig, path)
