@@ -26,7 +26,7 @@ from .base import Dataset
 from .checksum import fingerprint, resized_fingerprint
 from .images import IMAGE_EXTENSIONS, decode_image, is_colour_mode, normalize_size, probe_image
 from .kinds import register_dataset
-from .paths import cache_dir_for
+from .paths import cache_dir_for, located_path
 
 CACHE_DIRNAME = ".netbuilder-cache"
 CACHE_VERSION = 2  # 2: records the default size of large images
@@ -221,12 +221,7 @@ def _decode_into(out: np.ndarray, folder: Path, files: list[str], size: tuple[in
 def load_folder(path: str | os.PathLike, split: str = "all",
                 image_size: int | tuple[int, int] | None = None, progress: bool = True) -> Dataset:
     """Load a folder of images as a :class:`Dataset` named ``folder:<absolute path>``."""
-    folder = Path(path).expanduser().resolve()
-    name = f"folder:{folder}"
-    if not folder.is_dir():
-        raise DatasetError(f"{name}: no such folder")
-    if split != "all":
-        raise DatasetError(f"{name}: a folder dataset has no '{split}' split (only 'all')")
+    folder, name = located_path("folder", path, split, folder=True)
     size = normalize_size(image_size)
     files, class_names, labels = scan(folder)
     key = _cache_key(folder, files, size)

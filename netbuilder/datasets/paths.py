@@ -59,3 +59,17 @@ def cache_dir_for(data_path: Path, name: str) -> Path | None:
     if is_writable_dir(fallback):
         return fallback
     return None
+
+
+def located_path(kind: str, location: str | os.PathLike, split: str, *, folder: bool) -> tuple[Path, str]:
+    """``(absolute path, dataset name)`` of a dataset given by location (``folder:PATH``, ``series:PATH``); one-line
+    errors when the path is missing or another split than ``all`` is asked for (such data has no splits)."""
+    from ..errors import DatasetError
+
+    path = Path(location).expanduser().resolve()
+    name = f"{kind}:{path}"
+    if not (path.is_dir() if folder else path.is_file()):
+        raise DatasetError(f"{name}: no such {'folder' if folder else 'file'}")
+    if split != "all":
+        raise DatasetError(f"{name}: a {kind} dataset has no '{split}' split (only 'all')")
+    return path, name

@@ -23,6 +23,7 @@ from .base import Dataset
 from .checksum import derived_fingerprint, file_digest, fingerprint
 from .kinds import register_dataset
 from .numtext import check_finite, parse_numbers, where
+from .paths import located_path
 from .signals import Standardizer, resolve_window, sliding_windows, window_labels
 
 DEFAULT_LABEL_COLUMN = "label"
@@ -129,12 +130,7 @@ def load_series(location: str, root: Path, split: str, download_ok: bool, progre
                 window: int | None = None, stride: int | None = None,
                 label_column: str | None = None) -> Dataset:
     """Windows ``N×C×window`` of the recording at ``location`` (relative to the working directory)."""
-    path = Path(location).expanduser().resolve()
-    name = f"series:{path}"
-    if not path.is_file():
-        raise DatasetError(f"{name}: no such file")
-    if split != "all":
-        raise DatasetError(f"{name}: a series dataset has no '{split}' split (only 'all')")
+    path, name = located_path("series", location, split, folder=False)
     window, stride = resolve_window(window, stride)
     if path.suffix.lower() == ".npy":
         if label_column is not None:
