@@ -43,6 +43,10 @@ class Autoencoder(nn.Module):
         self._rows = [(p.part, p.layer.describe_for(p.input_shape), p.output_shape)
                       for p in plan.encoder + plan.decoder]
         self._unpool_keys = [m.key for m in self.decoder.modules() if isinstance(m, MaxIndexUnpool)]
+        # The last encoder layer with a spatial output ([C, L] or [C, H, W]): where feature maps are read.
+        spatial = [i for i, p in enumerate(plan.encoder) if len(p.output_shape) >= 2]
+        self.maps_index: int | None = spatial[-1] if spatial else None
+        self.maps_shape: tuple[int, ...] | None = tuple(plan.encoder[spatial[-1]].output_shape) if spatial else None
 
     @property
     def name(self) -> str:
@@ -50,10 +54,26 @@ class Autoencoder(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Codes of a batch ``x`` of shape ``(N, *input_shape)``, flattened to ``(N, code_dim)``."""
+        self._check_input(x)
+        return self.encoder(x).flatten(1)
+
+    def _check_input(self, x: torch.Tensor) -> None:
         if tuple(x.shape[1:]) != self.input_shape:
             raise ArchError(f'arch "{self.name}" expects inputs of shape (N, {", ".join(map(str, self.input_shape))})'
                             f", received {tuple(x.shape)}")
-        return self.encoder(x).flatten(1)
+
+    def encode_with_maps(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """``(maps, z)``: the feature maps (see :meth:`feature_maps`) and the flat code, from one pass."""
+        if self.maps_index is None:
+            return None, self.encode(x)
+        self._check_input(x)
+        maps = self.encoder[:self.maps_index + 1](x)
+        return maps, self.encoder[self.maps_index + 1:](maps).flatten(1)
+
+    def feature_maps(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The last spatial activation of the encoder (``(N, C, L)`` or ``(N, C, H, W)``, e.g. the output of
+        the last conv before ``flatten``), or ``None`` when the encoder has no spatial layer (dense archs)."""
+        return self.encode_with_maps(x)[0]
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Reconstructions from flat codes ``(N, code_dim)`` (or ``(N, *code_shape)``)."""
