@@ -11,8 +11,10 @@ from .registry import SPLITS, list_datasets
 
 
 def dataset_options(func: Callable) -> Callable:
-    """Add ``--data-dir``, ``--split`` and ``--image-size`` to a command; they arrive as the keyword
-    arguments ``data_dir``, ``split`` and ``image_size``, ready for :func:`load_dataset`."""
+    """Add ``--data-dir``, ``--split``, ``--image-size`` and the signal options ``--window``, ``--stride`` and
+    ``--label-column`` to a command; they arrive as the keyword arguments ``data_dir``, ``split``,
+    ``image_size``, ``window``, ``stride`` and ``label_column``, ready for :func:`load_dataset` (which refuses
+    an option the dataset does not take)."""
     options = [
         click.option("--data-dir", "data_dir", type=click.Path(file_okay=False), default=None,
                      help=f"Dataset root (default: ${ENV_DATA}, else ./datasets)."),
@@ -20,6 +22,13 @@ def dataset_options(func: Callable) -> Callable:
                      show_default=True, help="Which part of datasets that have a train/test split."),
         click.option("--image-size", "image_size", type=click.IntRange(min=1), default=None,
                      help="Resize every image to this many pixels square."),
+        click.option("--window", "window", type=click.IntRange(min=1), default=None,
+                     help="Signal recordings (TEP, series:): samples per window [default: the dataset's]."),
+        click.option("--stride", "stride", type=click.IntRange(min=1), default=None,
+                     help="Signal recordings (TEP, series:): samples between window starts [default: the "
+                          "dataset's]."),
+        click.option("--label-column", "label_column", default=None,
+                     help="series: CSV: the column holding per-sample labels [default: none]."),
     ]
     for option in reversed(options):
         func = option(func)

@@ -23,8 +23,8 @@ def _print_metrics(prefix: str, metrics: dict[str, Any]) -> None:
 @apply_options(settings_options(PRETRAIN))
 @click.option("--eval-every", type=click.IntRange(min=1), default=None, help="Epochs between ACC/NMI probes [default: epochs/10].")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
-def pretrain_cmd(dataset, arch, archs, out, data_dir, split, image_size, seed, device, progress, resume,
-                 eval_every, threads, **hp) -> None:
+def pretrain_cmd(dataset, arch, archs, out, data_dir, split, image_size, window, stride, label_column, seed, device,
+                 progress, resume, eval_every, threads, **hp) -> None:
     """Train the autoencoder on reconstruction; saves weights, codes and a manifest.
 
     Output: <out>/saved_params/<DATASET>/<arch>/pretrain/. Example: netbuilder pretrain -d MNIST -a dcec-l2
@@ -32,7 +32,8 @@ def pretrain_cmd(dataset, arch, archs, out, data_dir, split, image_size, seed, d
     from .pretrain import pretrain
 
     m = pretrain(dataset, arch_key(arch), archs=archs, data_dir=data_dir, split=split, image_size=image_size,
-                 out=out, device=device, seed=seed, progress=progress, resume=resume, eval_every=eval_every,
+                 window=window, stride=stride, label_column=label_column, out=out, device=device, seed=seed,
+                 progress=progress, resume=resume, eval_every=eval_every,
                  threads=threads, **pop_settings(hp, PRETRAIN))
     _print_metrics("pretrain (autoencoder + k-means)", m["metrics"])
 
@@ -45,8 +46,8 @@ def pretrain_cmd(dataset, arch, archs, out, data_dir, split, image_size, seed, d
 @click.option("--clusters", type=click.IntRange(min=2), default=None, help="Number of clusters [default: arch, then classes].")
 @click.option("--force", is_flag=True, help="Use the pretrain output even if it was made with another arch or data.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run of a training objective from its last checkpoint.")
-def cluster_cmd(dataset, arch, archs, out, data_dir, split, image_size, seed, device, progress, force,
-                resume, clusters, threads, **hp) -> None:
+def cluster_cmd(dataset, arch, archs, out, data_dir, split, image_size, window, stride, label_column, seed, device,
+                progress, force, resume, clusters, threads, **hp) -> None:
     """Refine the pretrained encoder for clustering; saves codes, centroids and assignments.csv.
 
     Options that belong to one objective say so in brackets, e.g. (kld). Needs `netbuilder pretrain` first.
@@ -57,7 +58,8 @@ def cluster_cmd(dataset, arch, archs, out, data_dir, split, image_size, seed, de
     settings = pop_settings(hp, cluster_settings())
     loss = settings.pop("loss")
     m = cluster(dataset, arch_key(arch), loss, archs=archs, data_dir=data_dir, split=split, image_size=image_size,
-                out=out, device=device, seed=seed, progress=progress, force=force, resume=resume, clusters=clusters,
+                window=window, stride=stride, label_column=label_column, out=out, device=device, seed=seed,
+                progress=progress, force=force, resume=resume, clusters=clusters,
                 threads=threads, **settings)
     _print_metrics(m["stage"], m["metrics"])
 
@@ -68,12 +70,11 @@ def cluster_cmd(dataset, arch, archs, out, data_dir, split, image_size, seed, de
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the pixel k-means baseline.")
 @click.option("--no-pixels", is_flag=True, help="Skip the raw-pixel k-means baseline row.")
-def metrics_cmd(dataset, arch, archs, out, data_dir, split, image_size, as_json, seed, no_pixels) -> None:
+def metrics_cmd(dataset, arch, archs, out, as_json, seed, no_pixels, **data) -> None:
     """Print ACC / NMI / ARI for raw pixels, the pretrained codes and every clustering stage that was run."""
     from .report import format_table, metrics
 
-    rows = metrics(dataset, arch_key(arch), archs=archs, data_dir=data_dir, split=split, image_size=image_size,
-                   out=out, seed=seed, pixels=not no_pixels)
+    rows = metrics(dataset, arch_key(arch), archs=archs, out=out, seed=seed, pixels=not no_pixels, **data)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     else:

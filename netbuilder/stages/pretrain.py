@@ -95,10 +95,12 @@ def _run_pretrain(ctx: StageContext, *, seed: int, progress: bool | None, resume
 
 
 def pretrain(dataset: str, arch: str | int = 0, *, archs: str | None = None, data_dir: str | None = None,
-             split: str = "all", image_size: int | None = None, out: str = ".", device: str = "auto",
+             split: str = "all", image_size: int | None = None, window: int | None = None,
+             stride: int | None = None, label_column: str | None = None, out: str = ".", device: str = "auto",
              seed: int = 0, progress: bool | None = None, resume: bool = False, eval_every: int | None = None,
              echo: bool = True, threads: int | None = None, **overrides: Any) -> dict[str, Any]:
     """Python API: ``pretrain("DIGITS", 0, epochs=30)``; options as on the command line."""
-    ctx = prepare(dataset, arch, archs=archs, data_dir=data_dir, split=split, image_size=image_size, out=out,
-                  device=device, progress=progress, threads=threads)
+    ctx = prepare(dataset, arch, archs=archs, data_dir=data_dir, split=split, image_size=image_size, window=window,
+                  stride=stride, label_column=label_column, out=out, device=device, progress=progress,
+                  threads=threads)
     return run_pretrain(ctx, seed=seed, progress=progress, resume=resume, eval_every=eval_every, echo=echo, **overrides)

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from ..core.objectives import objective_names
+from ..datasets.cli import dataset_options
 from .context import StageContext, prepare
 
 
@@ -25,7 +26,8 @@ def is_current(ctx: StageContext, stage: str, seed: int, hyperparameters: dict[s
 
 
 def run_all(dataset: str, arch: str | int = 0, *, loss: str | None = None, archs: str | None = None,
-            data_dir: str | None = None, split: str = "all", image_size: int | None = None, out: str = ".",
+            data_dir: str | None = None, split: str = "all", image_size: int | None = None,
+            window: int | None = None, stride: int | None = None, label_column: str | None = None, out: str = ".",
             device: str = "auto", seed: int = 0, force: bool = False, visualize: bool = True,
             method: str = "tsne", n: int = 5000, progress: bool | None = None, echo: bool = True,
             pretrain_epochs: int | None = None, cluster_epochs: int | None = None,
@@ -37,8 +39,9 @@ def run_all(dataset: str, arch: str | int = 0, *, loss: str | None = None, archs
     from .pretrain import run_pretrain
     from .report import collect, format_table
 
-    ctx = prepare(dataset, arch, archs=archs, data_dir=data_dir, split=split, image_size=image_size, out=out,
-                  device=device, progress=progress, threads=threads)
+    ctx = prepare(dataset, arch, archs=archs, data_dir=data_dir, split=split, image_size=image_size, window=window,
+                  stride=stride, label_column=label_column, out=out, device=device, progress=progress,
+                  threads=threads)
     loss = loss or default_loss(ctx)
     out_info: dict[str, Any] = {}
     t0 = time.perf_counter()
@@ -78,9 +81,7 @@ def run_all(dataset: str, arch: str | int = 0, *, loss: str | None = None, archs
 @click.option("-a", "--arch", default="0", show_default=True, help="Architecture index or name in the archs file, or auto (derived from the data's shape).")
 @click.option("--archs", type=click.Path(dir_okay=False), default=None, help="Archs JSON file [default: the dataset's shipped file, else -a auto].")
 @click.option("--out", default=".", show_default=True, type=click.Path(file_okay=False), help="Root for saved_params/, logs/, plots/.")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Data directory [default: $NETBUILDER_DATA, then ./datasets].")
-@click.option("--split", type=click.Choice(["train", "test", "all"]), default="all", show_default=True, help="Which split to use.")
-@click.option("--image-size", type=click.IntRange(min=1), default=None, help="Resize images to this size.")
+@dataset_options
 @click.option("--loss", type=click.Choice(objective_names()), default=None, help="Clustering objective [default: the arch's, then kld].")
 @click.option("--pretrain-epochs", type=click.IntRange(min=1), default=None, help="Override the pretrain epochs.")
 @click.option("--cluster-epochs", type=click.IntRange(min=1), default=None, help="Override the cluster epochs.")

@@ -196,15 +196,16 @@ def run_visualize(ctx: StageContext, *, method: str = "tsne", n: int = 5000, see
 
 
 def visualize(dataset: str, arch: str | int = 0, *, archs: str | Path | None = None, data_dir: str | Path | None = None,
-              split: str = "all", image_size: int | None = None, out: str | Path = ".", method: str = "tsne",
+              split: str = "all", image_size: int | None = None, window: int | None = None,
+              stride: int | None = None, label_column: str | None = None, out: str | Path = ".", method: str = "tsne",
               n: int = 5000, seed: int = 0, device: str = "auto") -> dict[str, str]:
     """Python API: ``visualize("DIGITS", 0, method="pca")``; returns plot name → written PNG path.
 
     Needs the pretrain stage; plots every completed clustering stage. Embeddings use the same random
     subset of ``n`` images (``seed``) for raw pixels, pretrained codes and each clustering stage.
     """
-    ctx = prepare(dataset, arch, archs=archs, data_dir=data_dir, split=split, image_size=image_size, out=out,
-                  device=device, progress=False)
+    ctx = prepare(dataset, arch, archs=archs, data_dir=data_dir, split=split, image_size=image_size, window=window,
+                  stride=stride, label_column=label_column, out=out, device=device, progress=False)
     return run_visualize(ctx, method=method, n=n, seed=seed)
 
 
@@ -217,14 +218,13 @@ def visualize(dataset: str, arch: str | int = 0, *, archs: str | Path | None = N
               help="Images in the embedding plots (a fixed random subset).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the subset, k-means and t-SNE.")
 @click.option("--device", default="auto", show_default=True, help="Device for reconstructions: auto, cpu, cuda, mps.")
-def visualize_cmd(dataset, arch, archs, out, data_dir, split, image_size, method, n, seed, device) -> None:
+def visualize_cmd(dataset, arch, archs, out, method, n, seed, device, **data) -> None:
     """Write PNGs of embeddings, reconstructions, cluster samples and training curves.
 
     Needs `netbuilder pretrain` first. Output: <out>/plots/<DATASET>/<arch>/. Example:
     netbuilder visualize -d MNIST -a dcec-l2 --method pca
     """
-    ctx = prepare(dataset, arch_key(arch), archs=archs, data_dir=data_dir, split=split, image_size=image_size,
-                  out=out, device=device, progress=None)
+    ctx = prepare(dataset, arch_key(arch), archs=archs, out=out, device=device, progress=None, **data)
     written = run_visualize(ctx, method=method, n=n, seed=seed, echo=True)
     click.echo(f"wrote {len(written)} plots:")
     for path in written.values():
