@@ -38,6 +38,7 @@ class ClusteringResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     steps: int = 0
     seconds: float = 0.0
+    report: dict[str, Any] = field(default_factory=dict)  # the objective's own record (Objective.report)
 
 
 def fit_clustering(model: nn.Module, images: Any, objective: Objective, hp: dict[str, Any], *, seed: int,
@@ -87,7 +88,7 @@ def fit_clustering(model: nn.Module, images: Any, objective: Objective, hp: dict
     pred, q = objective.predict(model, images, codes)
     return ClusteringResult(pred=pred, q=q, centroids=np.asarray(objective.centroids()), codes=codes,
                             init_pred=init_pred, init_centres=centres, history=history, steps=steps,
-                            seconds=seconds)
+                            seconds=seconds, report=objective.report(labels))
 
 
 def _check_init(saved: torch.Tensor | None, centres: np.ndarray, checkpoint: Any) -> None:

@@ -121,7 +121,7 @@ def _run_cluster(ctx: StageContext, loss: str, *, seed: int, progress: bool | No
                      "metrics": pre_manifest.get("metrics")},
         "hyperparameters": hp, "seed": seed, "device": str(ctx.device), "steps": res.steps,
         "epochs_run": len(res.history), "init_metrics": clustering_scores(labels, res.init_pred),
-        "metrics": metrics, "timings": {"train_s": round(res.seconds, 2)},
+        "metrics": metrics, "objective": res.report, "timings": {"train_s": round(res.seconds, 2)},
         "files": {"weights": "weights.safetensors", "codes": "codes.npy", "centroids": "centroids.npy",
                   "assignments": "assignments.csv"},
         "logs": {"log": str(log.log_path), "jsonl": str(log.jsonl_path)},
@@ -133,13 +133,15 @@ def _run_cluster(ctx: StageContext, loss: str, *, seed: int, progress: bool | No
 
 
 def cluster(dataset: str, arch: str | int = 0, loss: str | None = None, *, archs: str | None = None,
-            data_dir: str | None = None, split: str = "all", image_size: int | None = None, out: str = ".",
+            data_dir: str | None = None, split: str = "all", image_size: int | None = None,
+            window: int | None = None, stride: int | None = None, label_column: str | None = None, out: str = ".",
             device: str = "auto", seed: int = 0, progress: bool | None = None, force: bool = False,
             resume: bool = False, echo: bool = True, clusters: int | None = None, threads: int | None = None,
             **overrides: Any) -> dict[str, Any]:
     """Python API: ``cluster("DIGITS", 0, loss="kld")``; options as on the command line."""
-    ctx = prepare(dataset, arch, archs=archs, data_dir=data_dir, split=split, image_size=image_size, out=out,
-                  device=device, progress=progress, threads=threads)
+    ctx = prepare(dataset, arch, archs=archs, data_dir=data_dir, split=split, image_size=image_size, window=window,
+                  stride=stride, label_column=label_column, out=out, device=device, progress=progress,
+                  threads=threads)
     loss = loss or default_loss(ctx)
     return run_cluster(ctx, loss, seed=seed, progress=progress, force=force, resume=resume, echo=echo,
                        clusters=clusters, **overrides)

@@ -1,11 +1,10 @@
-"""Stage 3: the metrics table — raw pixels + k-means, autoencoder + k-means, and each clustering stage."""
+"""Stage 3: the metrics table — raw pixels (or raw series) + k-means, autoencoder + k-means, and each clustering
+stage (plus the extra rows a stage's objective reports, e.g. dcca's best activation map)."""
 from __future__ import annotations
 
 import json
 import time
 from typing import Any
-
-import numpy as np
 
 from ..clustering import kmeans
 from ..errors import StageError
@@ -13,12 +12,14 @@ from ..fileio import write_json
 from ..metrics import clustering_scores
 from ..core.objectives import OBJECTIVES, objective_names, stage_name
 from .context import StageContext, prepare
+from .evaluate import raw_name, raw_rows
 
 COLUMNS = ("acc", "nmi", "ari", "clusters")
 
 
 def pixel_kmeans(ctx: StageContext, k: int, seed: int = 0, n_init: int = 10) -> dict[str, Any]:
-    """k-means on raw pixels, cached per dataset fingerprint (it does not depend on the arch)."""
+    """k-means on raw pixels (signals: the standardised series), cached per dataset fingerprint (it does not
+    depend on the arch)."""
     cache = ctx.ws.dataset_dir / f"pixels-kmeans-k{k}-seed{seed}.json"
     if cache.exists():
         try:
@@ -27,7 +28,7 @@ def pixel_kmeans(ctx: StageContext, k: int, seed: int = 0, n_init: int = 10) -> 
                 return data["metrics"]
         except (json.JSONDecodeError, KeyError):
             pass
-    x = ctx.dataset.images.reshape(len(ctx.dataset), -1).astype(np.float32) / 255.0
+    x = raw_rows(ctx.dataset.images)
     t0 = time.perf_counter()
     pred, _ = kmeans(x, k, n_init=n_init, seed=seed)
     metrics = clustering_scores(ctx.dataset.labels, pred)
@@ -36,9 +37,9 @@ def pixel_kmeans(ctx: StageContext, k: int, seed: int = 0, n_init: int = 10) -> 
     return metrics
 
 
-def row_titles() -> dict[str, str]:
+def row_titles(signal: bool = False) -> dict[str, str]:
     """Row titles: the two baselines, then one row per registered clustering objective."""
-    return {"pixels": "image pixels + k-means", "pretrain": "autoencoder + k-means",
+    return {"pixels": f"{raw_name(signal)} + k-means", "pretrain": "autoencoder + k-means",
             **{stage_name(n): OBJECTIVES[n].title for n in objective_names()}}
 
 
@@ -60,9 +61,11 @@ def collect(ctx: StageContext, *, seed: int = 0, pixels: bool = True) -> list[di
     for stage in (stage_name(n) for n in objective_names()):
         m = ctx.ws.manifest(stage)
         rows.append({"method": stage, **m["metrics"]} if m else {"method": stage, "status": "not run"})
-    titles = row_titles()
+        # Rows an objective adds to its own (e.g. dcca: the activation map with the best ACC), titled already.
+        rows.extend(dict(r) for r in ((m or {}).get("objective") or {}).get("rows") or [])
+    titles = row_titles(ctx.dataset.is_signal)
     for r in rows:
-        r["title"] = titles.get(r["method"], r["method"])
+        r.setdefault("title", titles.get(r["method"], r["method"]))
     return rows
 
 
@@ -81,9 +84,10 @@ def format_table(rows: list[dict[str, Any]], header: str = "") -> str:
 
 
 def metrics(dataset: str, arch: str | int = 0, *, archs: str | None = None, data_dir: str | None = None,
-            split: str = "all", image_size: int | None = None, out: str = ".", seed: int = 0,
+            split: str = "all", image_size: int | None = None, window: int | None = None,
+            stride: int | None = None, label_column: str | None = None, out: str = ".", seed: int = 0,
             pixels: bool = True) -> list[dict[str, Any]]:
     """Python API: the metrics rows for a dataset/arch pair."""
-    ctx = prepare(dataset, arch, archs=archs, data_dir=data_dir, split=split, image_size=image_size, out=out,
-                  device="cpu", progress=False)
+    ctx = prepare(dataset, arch, archs=archs, data_dir=data_dir, split=split, image_size=image_size, window=window,
+                  stride=stride, label_column=label_column, out=out, device="cpu", progress=False)
     return collect(ctx, seed=seed, pixels=pixels)

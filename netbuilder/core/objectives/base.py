@@ -85,6 +85,12 @@ class Objective:
         centres = self.centroids()
         return nearest(codes, centres), soft_assign(codes, centres, self.alpha)
 
+    def report(self, labels: np.ndarray | None) -> dict[str, Any]:
+        """What the stage's manifest records about the fitted objective (under ``objective``), after the final
+        ``predict``. A ``rows`` list of ``{"method", "title", <scores>}`` adds rows to the metrics table. None
+        by default."""
+        return {}
+
     def state_dict(self) -> dict[str, Any]:
         """The state a checkpoint must keep to resume training exactly."""
         return {}
