@@ -11,7 +11,8 @@ The rule:
 - the mirrored decoder with a linear output, trained on MSE (the windows are standardised, not in [0, 1]);
 - training: Adam at lr 1e-3, batch 64, 100 epochs (UCR sets are small: a few hundred to a few thousand
   series, so dcec-l2's 20 epochs of batch 256 would be a few dozen steps); clustering as dcec-l2: no
-  clustering loss, k-means on a UMAP embedding of the codes.
+  clustering loss, k-means on a UMAP embedding of the codes (a clustering loss chosen with ``--loss`` trains
+  with batches of 64 too).
 
 The rule depends on nothing but the shape and ``k``, so the same data always get the same arch (and the same
 workspace directory, ``.../auto/``).
@@ -29,7 +30,8 @@ MAX_FILTERS = 128
 MIN_CODE = 10
 
 TRAINING: dict[str, Any] = {"batch_size": 64, "epochs": 100, "lr": 0.001, "optimizer": "adam", "schedule": "none",
-                            "recon_loss": "mse", "cluster": {"loss": "none", "manifold": "umap"}}
+                            "recon_loss": "mse",
+                            "cluster": {"loss": "none", "manifold": "umap", "batch_size": 64}}
 
 
 def _conv_stack(length: int) -> list[dict[str, Any]]:

@@ -10,18 +10,20 @@ from typing import Any
 
 import click
 import numpy as np
+import torch
 
-from .. import plots
+from .. import plot_signals, plots
 from ..clustering import kmeans
 from ..core.objectives import OBJECTIVES
 from ..datasets.cli import dataset_options
 from ..errors import NetbuilderError, StageError
 from ..metrics import clustering_scores
 from ..train import reconstruct_all
+from ..train.batches import map_batches
 from ..train.runlog import read_jsonl
 from ..cli_options import COMMON_OPTIONS, apply_options, arch_key
 from .context import StageContext, prepare
-from .evaluate import subsample
+from .evaluate import raw_rows, subsample
 from .persist import load_array, load_into, load_weights
 
 METHODS = ("tsne", "pca")
@@ -73,6 +75,14 @@ def _load_model(ctx: StageContext, stage: str):
     tensors.pop("clustering.centroids", None)  # the clustering head is not part of the autoencoder
     load_into(model, tensors, path)
     return model.to(ctx.device)
+
+
+def best_channel_maps(model, images: np.ndarray, channel: int, device) -> np.ndarray:
+    """The flattened activation maps of one channel (dcca's best-separated one) for ``images``, in eval mode."""
+    model.eval()
+    with torch.no_grad():
+        return map_batches(lambda x: model.feature_maps(x)[:, channel].flatten(1)
+                           if model.maps_index is not None else model.encode(x), images, device)
 
 
 def _score_title(labels: np.ndarray | None, pred: np.ndarray) -> str:
@@ -140,11 +150,13 @@ def run_visualize(ctx: StageContext, *, method: str = "tsne", n: int = 5000, see
         path = plots.scatter_pair(emb, labels, pred, title, out_dir / f"{name}.png", class_names=names, seed=seed)
         written[name] = str(path)
 
-    pixels = data.images[idx].reshape(len(idx), -1).astype(np.float32) / 255.0
-    pix_pred = kmeans(pixels, k, n_init=10, seed=seed)[0] if k else None
-    if labels is not None or pix_pred is not None:
-        embed("embedding-pixels", pixels, pix_pred, "raw pixels, k-means on pixels")
-    del pixels
+    raw = raw_rows(data.images[idx])
+    raw_pred = kmeans(raw, k, n_init=10, seed=seed)[0] if k else None
+    if labels is not None or raw_pred is not None:
+        name, what = ("series", "raw series, k-means on series") if data.is_signal else \
+            ("pixels", "raw pixels, k-means on pixels")
+        embed(f"embedding-{name}", raw, raw_pred, what)
+    del raw
 
     pre_codes = _codes(ctx, "pretrain", len(data))[idx]
     pre_pred = kmeans(pre_codes, k, n_init=10, seed=seed)[0] if k else None
@@ -156,6 +168,11 @@ def run_visualize(ctx: StageContext, *, method: str = "tsne", n: int = 5000, see
         full_preds[stage] = _assignments(ctx, stage, len(data))
         codes = _codes(ctx, stage, len(data))[idx]
         embed(f"embedding-{stage}", codes, full_preds[stage][idx], _stage_title(stage))
+        channel = (((ctx.ws.manifest(stage) or {}).get("objective")) or {}).get("best_channel")
+        if channel is not None:
+            maps = best_channel_maps(_load_model(ctx, stage), data.images[idx], int(channel), ctx.device)
+            embed(f"embedding-{stage}-map", maps, full_preds[stage][idx],
+                  f"{stage}: activation maps of channel {channel}, the best-separated")
 
     # Reconstructions of the same examples by every distinct model (cluster-none keeps the pretrained weights).
     say("reconstructions ...")
@@ -165,8 +182,9 @@ def run_visualize(ctx: StageContext, *, method: str = "tsne", n: int = 5000, see
     for stage in stages:
         if stage != "cluster-none":
             recs[stage] = reconstruct_all(_load_model(ctx, stage), originals, ctx.device)
-    written["reconstructions"] = str(plots.reconstruction_grid(
-        originals, recs, out_dir / "reconstructions.png", n=len(ex), title=f"{where}: reconstructions"))
+    draw_recs = plot_signals.reconstruction_series_grid if data.is_signal else plots.reconstruction_grid
+    written["reconstructions"] = str(draw_recs(originals, recs, out_dir / "reconstructions.png", n=len(ex),
+                                               title=f"{where}: reconstructions"))
 
     # Samples per cluster of the best stage: the highest ACC when labels exist, else the most refined loss.
     best: tuple[str, np.ndarray, np.ndarray, np.ndarray | None] | None = None
@@ -183,7 +201,8 @@ def run_visualize(ctx: StageContext, *, method: str = "tsne", n: int = 5000, see
         stage, images, pred, sample_labels = best
         say(f"samples per cluster ({stage}) ...")
         name = f"clusters-{stage}"
-        written[name] = str(plots.cluster_samples_grid(
+        draw_members = plot_signals.cluster_series_grid if data.is_signal else plots.cluster_samples_grid
+        written[name] = str(draw_members(
             images, pred, out_dir / f"{name}.png", per_cluster=10, labels=sample_labels, class_names=names,
             seed=seed, title=f"{where}: random members of each cluster ({stage})"))
 

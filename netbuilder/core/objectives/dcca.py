@@ -66,7 +66,7 @@ class DCCA(Objective):
     """k-means per activation-map channel; clustering loss on the best-separated channels only."""
 
     name = "dcca"
-    title = "autoencoder + DCCA clustering kernels"
+    title = "autoencoder + DCCA kernels"
     settings = (
         Setting("clustering_channels", 8, "Channels of the bottleneck activation maps (the best-separated) that "
                 "receive the clustering loss; the others get only the reconstruction gradient (dcca).", int,
