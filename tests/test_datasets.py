@@ -271,8 +271,9 @@ def test_dataset_options_pass_through(fake_mnist):
     @click.command()
     @click.option("-d", "--dataset", "name")
     @dataset_options
-    def stage(name, data_dir, split, image_size):
-        ds = load_dataset(name, data_dir=data_dir, split=split, image_size=image_size)
+    def stage(name, data_dir, split, image_size, window, stride, label_column):
+        ds = load_dataset(name, data_dir=data_dir, split=split, image_size=image_size, window=window, stride=stride,
+                          label_column=label_column)
         seen.update(shape=ds.images.shape, split=split)
 
     result = CliRunner().invoke(stage, ["-d", "mnist", "--data-dir", str(root), "--split", "TRAIN",
