@@ -135,15 +135,15 @@ def markdown(title: str, headers: list[str], cells: list[list[str]], notes: Sequ
     return "\n".join(lines + [""] + [f"{n}  " for n in notes]) + "\n"
 
 
-def check_archs(dataset: str, arch_list: str, *, archs: str | None, data_dir: str | None, split: str,
-                image_size: int | None, out: str) -> tuple[Path, list[Candidate], StageContext]:
+def check_archs(dataset: str, arch_list: str, *, archs: str | None, out: str,
+                **data: Any) -> tuple[Path, list[Candidate], StageContext]:
     """The archs file, the archs of ``arch_list`` and the first one's context, all checked before any training:
-    the whole file validates (as every stage requires), every entry names an arch, every arch fits the data."""
+    the whole file validates (as every stage requires), every entry names an arch, every arch fits the data
+    (``data``: the dataset options of :func:`prepare`, e.g. ``split``, ``image_size``, ``window``)."""
     arch_file = resolve_arch_file(archs or dataset)
     specs = load_arch_file(arch_file)
     indices = parse_arch_list(arch_list, specs, str(arch_file))
-    ctx = prepare(dataset, indices[0], archs=str(arch_file), data_dir=data_dir, split=split,
-                  image_size=image_size, out=out, device="cpu", progress=False)
+    ctx = prepare(dataset, indices[0], archs=str(arch_file), out=out, device="cpu", progress=False, **data)
     # Shapes depend on the data (e.g. a conv stack too deep for 8×8 images): plan each arch for it now.
     shape = tuple(ctx.dataset.shape)
     cands = [Candidate(i, specs[i]["name"], int(resolve_with_context(specs[i], source=str(arch_file), index=i,
@@ -178,6 +178,7 @@ def train_pairs(dataset: str, arch_file: Path, cands: Sequence[Candidate], ds_di
 def compare(dataset: str, arch_list: str = "all", *, archs: str | None = None, seeds: int = 3,
             epochs: int | None = None, cluster_epochs: int | None = None, out: str = ".",
             data_dir: str | None = None, split: str = "all", image_size: int | None = None,
+            window: int | None = None, stride: int | None = None, label_column: str | None = None,
             device: str = "auto", say: Callable[[str], None] | None = click.echo) -> dict[str, Any]:
     """Python API: train every (arch, seed) pair (reusing complete stages), write and return the leaderboard:
     ``{"rows": [...], "runs": [...], "agreement": {...} | None, "files": {...}, "text": ..., ...}``.
@@ -185,13 +186,13 @@ def compare(dataset: str, arch_list: str = "all", *, archs: str | None = None, s
     Every arch of ``arch_list`` is checked (name or index, validity, shapes for this dataset) before anything
     trains; a bad one raises a one-line :class:`NetbuilderError`. ``say`` gets the progress lines (None: quiet).
     """
-    arch_file, cands, ctx = check_archs(dataset, arch_list, archs=archs, data_dir=data_dir, split=split,
-                                        image_size=image_size, out=out)
+    data = dict(data_dir=data_dir, split=split, image_size=image_size, window=window, stride=stride,
+                label_column=label_column)
+    arch_file, cands, ctx = check_archs(dataset, arch_list, archs=archs, out=out, **data)
     ds_dir = ctx.ws.dataset
     t0 = time.perf_counter()
-    runs = train_pairs(dataset, arch_file, cands, ds_dir, seeds, say or (lambda _m: None), out=out,
-                       data_dir=data_dir, split=split, image_size=image_size, device=device,
-                       pretrain_epochs=epochs, cluster_epochs=cluster_epochs)
+    runs = train_pairs(dataset, arch_file, cands, ds_dir, seeds, say or (lambda _m: None), out=out, device=device,
+                       pretrain_epochs=epochs, cluster_epochs=cluster_epochs, **data)
     rows = lb.rank(lb.summarise(runs, [c.name for c in cands]))
     for r in rows:
         r["params"] = next(c.params for c in cands if c.name == r["arch"])
