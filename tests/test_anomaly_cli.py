@@ -150,3 +150,10 @@ def test_cosine_accepts_an_explicit_l2normalize_layer(cracks, tmp_path):
     x[4:] = 200
     det = AutoencoderAnomalyDetector(spec, score="cosine", epochs=1, n_clusters=2, device="cpu").fit(x)
     assert det.centroids_.shape == (2, 4)
+
+
+def test_dataset_options_it_does_not_take_are_refused(cracks, tmp_path):
+    root, archs = cracks
+    result = _run(["-d", f"folder:{root}", "--archs", str(archs), "--protocol", "one-class", "--target", "Negative",
+                   "--window", "16"], tmp_path / "o")
+    assert result.exit_code == 2 and "does not use --window" in result.output

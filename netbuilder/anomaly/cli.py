@@ -84,6 +84,9 @@ def anomaly_cmd(dataset, arch, archs, out, data_dir, split, image_size, protocol
     threads = hp.pop("threads", None)
     set_threads(threads)
     train_options = {k: v for k, v in pop_settings(hp, PRETRAIN).items() if k not in NOT_FOR_DETECTOR}
+    unused = sorted(k for k, v in hp.items() if v is not None)  # shared options this command does not take yet
+    if unused:
+        raise NetbuilderError(f"netbuilder anomaly does not use --{unused[0].replace('_', '-')}")
     if model_dir is not None:
         res = predict_dataset(model_dir, dataset, data_dir=data_dir, split=split, image_size=image_size, out=out,
                               device=device, progress=progress)
