@@ -64,9 +64,10 @@ def test_signal_shape_gives_a_1d_conv_stack() -> None:
     spec = auto_arch((2, 1000), 3)
     convs = _convs(spec)
     assert spec["defaults"] == {"conv": {"activation": "relu", "padding": "same"}}
-    # 1000 → 500 → 250 → 125 → 63 → 32 → 16 → 8 → 4
-    assert [c["filters"] for c in convs] == [32, 64, 128, 256, 256, 256, 256, 256]
-    assert [c["kernel_size"] for c in convs] == [5] * 7 + [3]
+    # The 1-D rule of auto_signal.py: 1000 → 500 → 250 → 125 → 63 → 32 → 16 → 8, filters capped at 128.
+    assert [c["filters"] for c in convs] == [32, 64, 128, 128, 128, 128, 128]
+    assert [c["kernel_size"] for c in convs] == [5] + [3] * 6
+    assert spec["training"]["batch_size"] == 64 and spec["clustering"]["n_clusters"] == 3
     assert spec["encoder"][-2:] == [{"type": "flatten"}, {"type": "dense", "units": 10, "activation": "linear"}]
 
 

@@ -6,7 +6,7 @@ The rule (also in ``netbuilder/archs/README.md``):
   (doubling from 32, at most 256), kernel 5 while the layer's input is longer than 8 px on its longer side and
   3 after (28 → 14 → 7 → 4 gives dcec-l2's kernels 5, 5, 3), added until the longer side is at most 4 px; then
   flatten and a linear dense code. Images of at most 4x4 px are flattened into the vector rule.
-- signals ``[C, L]``: the same in 1-D on the length L (a ``conv`` on a signal is 1-D).
+- signals ``[C, L]``: the 1-D rule of :mod:`netbuilder.arch.auto_signal` (its own filter cap and training length).
 - vectors ``[D]``: dense 256-128 when D ≤ 256 (like digits-dense), else 500-500-2000 (like dec-dense), relu,
   then the linear code.
 - the code has ``max(10, k)`` units for ``k`` clusters (10 when k is unknown).
@@ -19,6 +19,7 @@ import copy
 from typing import Any, Iterable
 
 from ..errors import ArchError
+from .auto_signal import signal_arch
 
 AUTO = "auto"
 """The ``-a`` value (and the arch's name) of the derived architecture."""
@@ -74,7 +75,7 @@ def _encoder(shape: list[int], code: int) -> tuple[list[dict[str, Any]], dict[st
     """The encoder layers and the arch's ``defaults`` for an input shape."""
     code_layer = {"type": "dense", "units": code, "activation": "linear"}
     if len(shape) > 1 and max(shape[1:]) > SMALL_SIDE:
-        convs, _ = _conv_stack(shape[1:])  # one side for a signal: the convs are then 1-D
+        convs, _ = _conv_stack(shape[1:])
         return convs + [{"type": "flatten"}, code_layer], {"conv": {"activation": "relu", "padding": "same"}}
     size = 1
     for s in shape:
@@ -104,23 +105,26 @@ def auto_arch(input_shape: Iterable[int], n_clusters: int | None = None) -> dict
     if not 1 <= len(shape) <= 3 or min(shape) < 1:
         raise ArchError(f"auto arch: expected an input shape [C, H, W], [C, L] or [D] of positive integers, "
                         f"received {shape}")
-    code = code_size(n_clusters)
-    encoder, defaults = _encoder(shape, code)
-    where = "x".join(str(s) for s in shape)
-    spec: dict[str, Any] = {
-        "name": AUTO,
-        "description": f"Derived by netbuilder's auto rule for input {where} and "
-                       f"{n_clusters or 'an unknown number of'} clusters: {_describe(encoder)}, l2-normalised code, "
-                       "linear output on MSE; clustered by k-means on a UMAP embedding of the codes.",
-        "input_shape": shape,
-        "defaults": defaults,
-        "encoder": encoder,
-        "latent": {"l2_normalize": True},
-        "output_activation": "linear",
-    }
+    if len(shape) == 2:
+        spec = signal_arch(shape, n_clusters)  # signals [C, L]: the 1-D rule of auto_signal.py
+    else:
+        code = code_size(n_clusters)
+        encoder, defaults = _encoder(shape, code)
+        where = "x".join(str(s) for s in shape)
+        spec = {
+            "name": AUTO,
+            "description": f"Derived by netbuilder's auto rule for input {where} and "
+                           f"{n_clusters or 'an unknown number of'} clusters: {_describe(encoder)}, l2-normalised "
+                           "code, linear output on MSE; clustered by k-means on a UMAP embedding of the codes.",
+            "input_shape": shape,
+            "defaults": defaults,
+            "encoder": encoder,
+            "latent": {"l2_normalize": True},
+            "output_activation": "linear",
+            "training": copy.deepcopy(TRAINING),
+        }
     if n_clusters:
         spec["clustering"] = {"n_clusters": int(n_clusters), "alpha": 1.0}
-    spec["training"] = copy.deepcopy(TRAINING)
     return spec
 
 

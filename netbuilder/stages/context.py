@@ -7,8 +7,7 @@ from typing import Any
 
 import torch
 
-from ..arch import build_autoencoder, choose_arch, resolve_spec
-from ..arch.auto_signal import signal_arch
+from ..arch import build_autoencoder, choose_arch
 from ..datasets import Dataset, load_dataset
 from ..errors import StageError
 from ..train import resolve_device
@@ -76,9 +75,8 @@ def prepare(dataset: str, arch: str | int = 0, *, archs: str | Path | None = Non
     """Load the dataset and the arch, pick the device and thread count; errors are one-line NetbuilderErrors.
 
     ``window``, ``stride`` and ``label_column`` go to :func:`load_dataset` (signal recordings). The auto arch
-    (``-a auto``, or no archs file given or shipped) of a signal dataset is the 1-D rule of
-    :func:`netbuilder.arch.auto_signal.signal_arch` (to be merged with the image rule of ``arch/auto.py``). Started by torchrun, this joins the process group (see
-    :mod:`netbuilder.distributed`)."""
+    (``-a auto``, or no archs file given or shipped) is derived from the data's shape (:mod:`netbuilder.arch.auto`).
+    Started by torchrun, this joins the process group (see :mod:`netbuilder.distributed`)."""
     from .. import distributed
 
     distributed.init_from_env()
@@ -88,10 +86,7 @@ def prepare(dataset: str, arch: str | int = 0, *, archs: str | Path | None = Non
     data = load_dataset(dataset, data_dir=data_dir, split=split, image_size=image_size,
                         progress=progress if progress is not None else True, window=window, stride=stride,
                         label_column=label_column)
-    if choice.auto and data.is_signal:
-        spec = resolve_spec(signal_arch(data.shape, data.n_classes))[0]  # the 1-D rule of auto_signal.py
-    else:
-        spec = choice.resolve(data.shape, data.n_classes)
+    spec = choice.resolve(data.shape, data.n_classes)
     ws = Workspace.create(out, data.name if split == "all" else f"{data.name}-{split}", spec["name"])
     return StageContext(dataset=data, arch_file=choice.file, arch_index=choice.index, spec=spec, ws=ws, device=dev)
 
