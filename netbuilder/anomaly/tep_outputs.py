@@ -17,14 +17,17 @@ from ..stages.workspace import MANIFEST, Workspace
 from . import process
 
 FILES = {"weights": "weights.safetensors", "standardizer": "standardizer.json", "threshold": "threshold.json",
-         "pca": "pca.json", "scores": "scores.npz", "report": "report.json", "markdown": "report.md"}
+         "pca": "pca.json", "residual": "residual_t2.json", "scores": "scores.npz", "report": "report.json",
+         "markdown": "report.md"}
 
 
 def _markdown(report: dict[str, Any]) -> str:
     rows = report["rows"]
     lines = [f"# TEP fault detection: {report['arch']} ({report['score']}) vs PCA", "",
-             f"Threshold: {1 - report['far_target']:.3g} quantile of held-out normal scores (last "
-             f"{report['n_holdout_samples']} samples of d00.dat); fitted on the first {report['n_fit_samples']}. "
+             f"Threshold: {1 - report['far_target']:.3g} quantile of the out-of-fold scores of "
+             f"{report['n_oof_samples']} samples of d00.dat ({report['folds']} contiguous blocks, each scored by "
+             f"detectors fitted on the rest less the window before it); the detectors reported are fitted on all "
+             f"{report['n_fit_samples']} samples of d00.dat. "
              f"Window {report['window']} (a window's score belongs to its last sample; the first "
              f"{report['window'] - 1} samples of each run are unscored and excluded). Delay: samples from the onset "
              f"to the first of {report['alarm_run']} consecutive alarms. Means over faults "
@@ -70,7 +73,11 @@ def save_report(report: dict[str, Any], ws: Workspace, stage: str, *, spec: dict
         "far_target": report["far_target"], "window": report["window"], "score": report["score"],
         "thresholds": {r["name"]: r["threshold"] for r in report["rows"]}, "spec": spec,
         "hyperparameters": report["hyperparameters"],
-        "rule": "alarm iff score > threshold; the score of the window ending at sample t belongs to t"})
+        "rule": "alarm iff score > threshold; the score of the window ending at sample t belongs to t",
+        "threshold_from": f"{1 - report['far_target']:.6g} quantile of {report['folds']}-fold out-of-fold "
+                          f"scores of d00.dat", "fold_blocks": report["fold_blocks"]})
+    residual = {"mean": detector.residual_mean.tolist(), "precision": detector.residual_precision.tolist()}
+    write_json(out_dir / FILES["residual"], residual)
     pca.save(out_dir / FILES["pca"])
     arrays = {f"{name}/{run}": s.astype(np.float32) for name, per_run in scores.items() for run, s in per_run.items()}
     write_with(out_dir / FILES["scores"], lambda tmp: _savez(tmp, arrays))
@@ -107,14 +114,15 @@ def _plot(report: dict[str, Any], ws: Workspace, stage: str, runs: Any,
     from .tep_report import PLOT_FAULTS, onset
 
     names = [r["name"] for r in report["rows"]]
-    ae, spe = names[0], names[-1]  # the autoencoder against the classical residual statistic
+    # The autoencoder's window score and residual T² against the classical residual statistic.
+    shown_rows = [names[0], *(n for n in names if n.endswith("residual T²")), names[-1]]
     shown = [f for f in PLOT_FAULTS if f in runs.faults] or sorted(runs.faults)[:4]
-    panels = [("normal test run d00_te.dat", {n: scores[n]["d00_te"] for n in (ae, spe)}, None)]
+    panels = [("normal test run d00_te.dat", {n: scores[n]["d00_te"] for n in shown_rows}, None)]
     for f in shown:
         run = runs.faults[f]
         fdr = {n: r["per_fault"][f]["fdr"] for n, r in zip(names, report["rows"])}
-        panels.append((f"fault {f} ({run.file.name}): FDR {ae} {fdr[ae]:.2f}, {spe} {fdr[spe]:.2f}",
-                       {n: scores[n][f"d{f:02d}"] for n in (ae, spe)}, onset(run)))
+        panels.append((f"fault {f} ({run.file.name}): FDR " + ", ".join(f"{n} {fdr[n]:.2f}" for n in shown_rows),
+                       {n: scores[n][f"d{f:02d}"] for n in shown_rows}, onset(run)))
     thresholds = {r["name"]: r["threshold"] for r in report["rows"]}
     path = score_timelines(panels, thresholds, ws.plots_dir / stage / "scores_time.png",
                            title=f"TEP: score against time, thresholds at {report['far_target']:.3g} false alarms")
