@@ -10,7 +10,7 @@ import torch
 
 from ..core.clustering import fit_clustering
 from ..core.objectives import cluster_settings, objective_class, stage_name
-from ..rules import check_manifold
+from ..rules import check_final_step
 from ..errors import StageError
 from ..fileio import remove, write_npy, write_text
 from ..metrics import clustering_scores, format_values
@@ -71,7 +71,7 @@ def run_cluster(ctx: StageContext, loss: str = "kld", *, seed: int = 0, progress
     from it. The stage directory is locked while the stage runs.
     """
     objective_class(loss)
-    check_manifold(loss, overrides.get("manifold") or "none")
+    check_final_step(loss, overrides)
     with stage_lock(ctx.ws.stage_dir(stage_name(loss))):
         return _run_cluster(ctx, loss, seed=seed, progress=progress, resume=resume, force=force, echo=echo,
                             clusters=clusters, **overrides)
