@@ -602,3 +602,30 @@ def leaderboard_bars(names: Sequence[str], values: Sequence[float], errors: Sequ
     if title:
         fig.suptitle(title, fontsize=12)
     return _save(fig, path)
+
+
+# ---------------------------------------------------------------------------------------- cluster count
+
+def cluster_count_curve(ks: Sequence[int], gaps: Sequence[float], eigenvalues: Sequence[float], chosen: int,
+                        path: str | Path, *, title: str | None = None) -> Path:
+    """How ``--clusters auto`` chose: the Laplacian's smallest eigenvalues (left) and the gap after each
+    candidate k (right), the chosen k highlighted; returns ``path``."""
+    fig = _figure((10.0, 3.8))
+    ax_ev, ax_gap = fig.subplots(1, 2)
+    idx = np.arange(1, len(eigenvalues) + 1)
+    ax_ev.plot(idx, eigenvalues, marker="o", markersize=4, color="0.3")
+    ax_ev.axvline(chosen + 0.5, color="tab:red", linestyle=":", linewidth=1.2)
+    ax_ev.set(title="smallest eigenvalues of the normalised Laplacian", xlabel="i", ylabel="λ_i")
+    colours = ["tab:red" if k == chosen else "tab:blue" for k in ks]
+    ax_gap.bar(list(ks), list(gaps), color=colours)
+    ax_gap.set(title=f"eigengap λ(k+1) − λ(k): chose k = {chosen}", xlabel="k (clusters)", ylabel="gap")
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (ax_ev, ax_gap):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True, alpha=0.3)
+        ax.tick_params(labelsize=8)
+        ax.title.set_fontsize(10)
+    if title:
+        fig.suptitle(title, fontsize=12)
+    return _save(fig, path)
