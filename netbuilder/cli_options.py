@@ -34,6 +34,29 @@ RUN_OPTIONS = [
 ]
 
 
+class ClusterCount(click.ParamType):
+    """``--clusters``: an integer >= 2, or ``auto`` (chosen from the codes; see :mod:`netbuilder.core.kselect`)."""
+
+    name = "INTEGER|auto"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int | str:
+        if isinstance(value, int) or str(value).strip().lower() != "auto":
+            try:
+                k = int(value)
+            except (TypeError, ValueError):
+                self.fail(f"{value!r} is neither an integer nor auto", param, ctx)
+            if k < 2:
+                self.fail(f"{k} is not >= 2", param, ctx)
+            return k
+        return "auto"
+
+
+CLUSTERS_OPTION = click.option(
+    "--clusters", type=ClusterCount(), default=None,
+    help="Number of clusters, or auto: the largest eigengap of the codes' kNN graph for k in 2..auto-k-max "
+         "(curve printed, plotted to plots/<DATASET>/<arch>/clusters-auto.png) [default: arch, then classes].")
+
+
 def _param(name: str) -> str:
     return name + "_" if keyword.iskeyword(name) else name
 

@@ -602,3 +602,74 @@ def leaderboard_bars(names: Sequence[str], values: Sequence[float], errors: Sequ
     if title:
         fig.suptitle(title, fontsize=12)
     return _save(fig, path)
+
+
+# ---------------------------------------------------------------------------------------- cluster count
+
+def cluster_count_curve(ks: Sequence[int], gaps: Sequence[float], eigenvalues: Sequence[float], chosen: int,
+                        path: str | Path, *, title: str | None = None) -> Path:
+    """How ``--clusters auto`` chose: the Laplacian's smallest eigenvalues (left) and the gap after each
+    candidate k (right), the chosen k highlighted; returns ``path``."""
+    fig = _figure((10.0, 3.8))
+    ax_ev, ax_gap = fig.subplots(1, 2)
+    idx = np.arange(1, len(eigenvalues) + 1)
+    ax_ev.plot(idx, eigenvalues, marker="o", markersize=4, color="0.3")
+    ax_ev.axvline(chosen + 0.5, color="tab:red", linestyle=":", linewidth=1.2)
+    ax_ev.set(title="smallest eigenvalues of the normalised Laplacian", xlabel="i", ylabel="λ_i")
+    colours = ["tab:red" if k == chosen else "tab:blue" for k in ks]
+    ax_gap.bar(list(ks), list(gaps), color=colours)
+    ax_gap.set(title=f"eigengap λ(k+1) − λ(k): chose k = {chosen}", xlabel="k (clusters)", ylabel="gap")
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (ax_ev, ax_gap):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True, alpha=0.3)
+        ax.tick_params(labelsize=8)
+        ax.title.set_fontsize(10)
+    if title:
+        fig.suptitle(title, fontsize=12)
+    return _save(fig, path)
+
+
+def pca_scatter(x: np.ndarray, labels: np.ndarray | None, pred: np.ndarray | None, path: str | Path, *,
+                dims: int = 2, title: str = "", class_names: Sequence[str] | None = None, seed: int = 0) -> Path:
+    """The first 2 or 3 principal components of ``x`` (N × d), coloured by cluster and, when ``labels`` exist,
+    by label (the colours of :func:`category_colours`); 3-D panels use matplotlib's ``3d`` projection."""
+    from sklearn.decomposition import PCA
+
+    if dims not in (2, 3):
+        raise ValueError(f"dims must be 2 or 3, got {dims}")
+    data = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
+    if data.shape[1] < dims:  # fewer features than axes: pad with zeros so PCA still has `dims` components
+        data = np.concatenate([data, np.zeros((len(data), dims - data.shape[1]), np.float32)], axis=1)
+    pca = PCA(n_components=dims, random_state=seed).fit(data)
+    emb = pca.transform(data)
+    share = ", ".join(f"PC{i + 1} {v:.0%}" for i, v in enumerate(pca.explained_variance_ratio_))
+    if dims == 2:
+        return scatter_pair(emb, labels, pred, f"{title}\nPCA ({share} of the variance)", path,
+                            class_names=class_names, seed=seed)
+    label_colours, cluster_colours = category_colours(labels, pred)
+    panels = [(v, c, t) for v, c, t in ((labels, label_colours, "true label"), (pred, cluster_colours, "cluster"))
+              if v is not None]
+    if not panels:
+        raise ValueError("pca_scatter needs labels, predictions or both")
+    import mpl_toolkits.mplot3d  # noqa: F401  (registers the "3d" projection on older matplotlib)
+
+    order = np.random.default_rng(seed).permutation(len(emb))
+    fig = _figure((6.0 * len(panels), 5.4))
+    for i, (values, colours, what) in enumerate(panels, start=1):
+        ax = fig.add_subplot(1, len(panels), i, projection="3d")
+        values = np.asarray(values, dtype=np.int64)
+        ax.scatter(*emb[order].T, c=np.array([colours[int(v)] for v in values[order]]), s=_marker_size(len(emb)),
+                   alpha=0.7, linewidths=0, depthshade=False, rasterized=True)
+        ax.set(title=f"coloured by {what}", xlabel="PC1", ylabel="PC2", zlabel="PC3")
+        ax.tick_params(labelsize=6)
+        if len(colours) <= 20:
+            from matplotlib.lines import Line2D
+
+            names = {c: _name(c, class_names) if what == "true label" else str(c) for c in colours}
+            ax.legend(handles=[Line2D([], [], marker="o", linestyle="", color=colours[c], label=names[c])
+                               for c in colours], title=what, loc="upper left", fontsize=7, title_fontsize=8,
+                      frameon=False, ncol=1 if len(colours) <= 12 else 2)
+    fig.suptitle(f"{title}\nPCA 3-D ({share} of the variance)", fontsize=12)
+    return _save(fig, path)

@@ -43,11 +43,17 @@ def check_recon_loss(kind: str, spec: Mapping[str, Any], path: tuple[str, ...] =
                                   f"'{spec.get('name')}' has output_activation {out!r}. Use recon_loss mse.")
 
 
-def check_manifold(loss: str, manifold: str, path: tuple[str, ...] = ()) -> None:
-    """A manifold step is a final clustering: it only goes with loss none."""
-    if manifold != "none" and loss != "none":
-        raise RuleViolation(path, f"manifold {manifold} is a final clustering step: use it with loss none "
-                                  f"(got loss {loss})")
+# The settings that replace loss none's final k-means, with the value that leaves it alone.
+FINAL_STEPS = {"manifold": "none", "cluster_method": "kmeans"}
+
+
+def check_final_step(loss: str, settings: Mapping[str, Any], path: tuple[str, ...] = ()) -> None:
+    """A manifold step or another clustering method is a final clustering: it only goes with loss none."""
+    for key, neutral in FINAL_STEPS.items():
+        value = settings.get(key) or neutral
+        if value != neutral and loss != "none":
+            raise RuleViolation((*path, key), f"{key} {value} is a final clustering step: use it with loss none "
+                                              f"(got loss {loss})")
 
 
 def check_arch_training(spec: Mapping[str, Any]) -> None:
@@ -56,5 +62,4 @@ def check_arch_training(spec: Mapping[str, Any]) -> None:
     if "recon_loss" in training:
         check_recon_loss(training["recon_loss"], spec, ("training", "recon_loss"))
     cluster = training.get("cluster") or {}
-    if cluster.get("manifold", "none") != "none":
-        check_manifold(cluster.get("loss", "kld"), cluster["manifold"], ("training", "cluster", "manifold"))
+    check_final_step(cluster.get("loss", "kld"), cluster, ("training", "cluster"))

@@ -257,8 +257,9 @@ def test_visualize_end_to_end(trained: Path) -> None:
     visualize, _, _ = _stage_modules()
     written = visualize("DIGITS", 0, out=str(trained), method="pca", n=400, device="cpu")
     names = {Path(p).name for p in written.values()}
+    pca = {f"pca{d}d-{s}.png" for d in (2, 3) for s in ("pretrain", "cluster-kld")}
     assert names == {"embedding-pixels.png", "embedding-pretrain.png", "embedding-cluster-kld.png",
-                     "reconstructions.png", "clusters-cluster-kld.png", "curves.png"}
+                     "reconstructions.png", "clusters-cluster-kld.png", "curves.png", *pca}
     plot_dir = {Path(p).parent for p in written.values()}
     assert len(plot_dir) == 1
     (d,) = plot_dir
@@ -266,6 +267,8 @@ def test_visualize_end_to_end(trained: Path) -> None:
     assert sorted(p.name for p in d.glob("*.png")) == sorted(names)
     for p in written.values():
         _png(Path(p))
+    for name in pca:  # the PCA scatters hold hundreds of points: far more than an empty figure's bytes
+        assert (d / name).stat().st_size > 30_000, name
 
 
 def test_visualize_command(trained: Path) -> None:
@@ -278,7 +281,7 @@ def test_visualize_command(trained: Path) -> None:
     res = CliRunner().invoke(visualize_cmd, ["-d", "DIGITS", "-a", "0", "--out", str(trained), "--method", "pca",
                                              "--n", "150", "--device", "cpu"])
     assert res.exit_code == 0, res.output
-    assert "wrote 6 plots" in res.output
+    assert "wrote 10 plots" in res.output
     assert "embedding-cluster-kld.png" in res.output
     bad = CliRunner().invoke(visualize_cmd, ["-d", "DIGITS", "--out", str(trained), "--method", "umap"])
     assert bad.exit_code == 2 and "umap" in bad.output

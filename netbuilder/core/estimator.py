@@ -36,7 +36,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ..arch.auto import auto_spec, is_auto
 from ..clustering import nearest
 from ..errors import NetbuilderError
-from ..rules import check_manifold, check_recon_loss
+from ..rules import check_final_step, check_recon_loss
 from ..settings import PRETRAIN
 from ..train import RunLog, encode_all, resolve_device, seed_everything, seeded
 from .arrays import ArrayScaler, find_arch, sample_shape
@@ -141,7 +141,7 @@ class DeepClustering(ClusterMixin, TransformerMixin, BaseEstimator):
                                    **(self.pretrain_params or {})}, training)
         check_recon_loss(pre_hp["recon_loss"], spec)
         given = dict(self.cluster_params or {})
-        check_manifold(loss, given.get("manifold") or "none")
+        check_final_step(loss, given)
         cl_hp = cluster_settings(loss).resolve({**given, "loss": loss, "epochs": self.cluster_epochs},
                                                training.get("cluster"))
         device = resolve_device(self.device)

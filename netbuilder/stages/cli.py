@@ -6,7 +6,8 @@ from typing import Any
 
 import click
 
-from ..cli_options import COMMON_OPTIONS, RUN_OPTIONS, apply_options, arch_key, pop_settings, settings_options
+from ..cli_options import (CLUSTERS_OPTION, COMMON_OPTIONS, RUN_OPTIONS, apply_options, arch_key, pop_settings,
+                           settings_options)
 from ..core.objectives import cluster_settings
 from ..datasets.cli import dataset_options
 from ..settings import PRETRAIN
@@ -43,7 +44,7 @@ def pretrain_cmd(dataset, arch, archs, out, data_dir, split, image_size, window,
 @dataset_options
 @apply_options(RUN_OPTIONS)
 @apply_options(settings_options(cluster_settings()))
-@click.option("--clusters", type=click.IntRange(min=2), default=None, help="Number of clusters [default: arch, then classes].")
+@CLUSTERS_OPTION
 @click.option("--force", is_flag=True, help="Use the pretrain output even if it was made with another arch or data.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run of a training objective from its last checkpoint.")
 def cluster_cmd(dataset, arch, archs, out, data_dir, split, image_size, window, stride, label_column, seed, device,

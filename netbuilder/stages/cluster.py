@@ -9,12 +9,13 @@ import numpy as np
 import torch
 
 from ..core.clustering import fit_clustering
+from ..core.kselect import KSelection, select_k
 from ..core.objectives import cluster_settings, objective_class, stage_name
-from ..rules import check_manifold
-from ..errors import StageError
+from ..rules import check_final_step
+from ..errors import NetbuilderError, StageError
 from ..fileio import remove, write_npy, write_text
 from ..metrics import clustering_scores, format_values
-from ..train import RunLog, seed_everything
+from ..train import RunLog, encode_all, seed_everything
 from .context import StageContext, prepare
 from .lock import stage_lock
 from .persist import load_into, save_weights, load_weights, write_manifest
@@ -62,35 +63,59 @@ def assignments_csv(pred: np.ndarray, confidence: np.ndarray, labels: np.ndarray
     return buf.getvalue()
 
 
+def choose_clusters(ctx: StageContext, model: Any, hp: dict[str, Any], log: RunLog) -> KSelection:
+    """``--clusters auto``: choose k from the pretrained codes, log the curve and plot it to
+    ``plots/<DATASET>/<arch>/clusters-auto.png``."""
+    from .. import plots
+
+    codes = encode_all(model, ctx.dataset.images, ctx.device)
+    sel = select_k(codes, k_max=int(hp["auto_k_max"]), n_neighbors=int(hp["auto_neighbors"]))
+    for line in sel.table().splitlines():
+        log.info(line)
+    path = plots.cluster_count_curve(sel.ks, sel.gaps, sel.eigenvalues, sel.k, ctx.ws.plots_dir / "clusters-auto.png",
+                                     title=f"{ctx.dataset.name} / {ctx.arch_name}: number of clusters")
+    log.info(f"clusters auto: k={sel.k} (plot: {path})")
+    return sel
+
+
 def run_cluster(ctx: StageContext, loss: str = "kld", *, seed: int = 0, progress: bool | None = None,
-                resume: bool = False, force: bool = False, echo: bool = True, clusters: int | None = None,
+                resume: bool = False, force: bool = False, echo: bool = True, clusters: int | str | None = None,
                 **overrides: Any) -> dict[str, Any]:
     """Cluster ``ctx``'s pretrained codes with the objective ``loss``; returns the written manifest.
+
+    ``clusters``: the number of clusters, ``"auto"`` (see :mod:`netbuilder.core.kselect`), or None (the arch's,
+    then the number of classes).
 
     Objectives that train write ``checkpoint.pt`` every ``checkpoint_every`` epochs; ``resume=True`` continues
     from it. The stage directory is locked while the stage runs.
     """
     objective_class(loss)
-    check_manifold(loss, overrides.get("manifold") or "none")
+    check_final_step(loss, overrides)
+    if isinstance(clusters, str) and clusters != "auto":
+        raise NetbuilderError(f"Invalid value for argument `clusters`. Expected an integer >= 2 or 'auto'. "
+                              f"Received clusters={clusters!r}.")
     with stage_lock(ctx.ws.stage_dir(stage_name(loss))):
         return _run_cluster(ctx, loss, seed=seed, progress=progress, resume=resume, force=force, echo=echo,
                             clusters=clusters, **overrides)
 
 
 def _run_cluster(ctx: StageContext, loss: str, *, seed: int, progress: bool | None, resume: bool, force: bool,
-                 echo: bool, clusters: int | None, **overrides: Any) -> dict[str, Any]:
+                 echo: bool, clusters: int | str | None, **overrides: Any) -> dict[str, Any]:
     model, pre_manifest = load_pretrained(ctx, force=force)
     section = (ctx.spec.get("training") or {}).get("cluster")
     hp = cluster_settings(loss).resolve({**overrides, "loss": loss}, section)
     recon_loss = pre_manifest["hyperparameters"].get("recon_loss", "mse")
     hp["recon_loss"] = recon_loss
-    k = clusters or ctx.n_clusters
     alpha = float((ctx.spec.get("clustering") or {}).get("alpha", 1.0))
     stage = stage_name(loss)
     out_dir = ctx.ws.stage_dir(stage)
     log = RunLog(ctx.ws.log_stem(stage), fresh=not resume, echo=echo)
+    auto = clusters == "auto"
+    k = "auto" if auto else (clusters or ctx.n_clusters)
     log.info(f"cluster {ctx.dataset.name} arch '{ctx.arch_name}' loss={loss} k={k} on {ctx.device}; "
              + ", ".join(f"{a}={b}" for a, b in hp.items()) + f", seed={seed}")
+    selection = choose_clusters(ctx, model, hp, log) if auto else None
+    k = selection.k if selection else k
     seed_everything(seed)
     labels = ctx.dataset.labels
     checkpoint = out_dir / "checkpoint.pt"
@@ -116,6 +141,7 @@ def _run_cluster(ctx: StageContext, loss: str, *, seed: int, progress: bool | No
     write_text(out_dir / "assignments.csv", assignments_csv(res.pred, res.q.max(axis=1), labels))
     manifest = write_manifest(out_dir, {
         "stage": stage, "loss": loss, "n_clusters": k, "alpha": alpha,
+        "clusters_auto": selection.record() if selection else None,
         "dataset": ctx.dataset_record(), "arch": ctx.arch_record(),
         "pretrain": {"dir": str(ctx.ws.stage_dir("pretrain")), "created": pre_manifest.get("created"),
                      "metrics": pre_manifest.get("metrics")},
@@ -136,7 +162,7 @@ def cluster(dataset: str, arch: str | int = 0, loss: str | None = None, *, archs
             data_dir: str | None = None, split: str = "all", image_size: int | None = None,
             window: int | None = None, stride: int | None = None, label_column: str | None = None, out: str = ".",
             device: str = "auto", seed: int = 0, progress: bool | None = None, force: bool = False,
-            resume: bool = False, echo: bool = True, clusters: int | None = None, threads: int | None = None,
+            resume: bool = False, echo: bool = True, clusters: int | str | None = None, threads: int | None = None,
             **overrides: Any) -> dict[str, Any]:
     """Python API: ``cluster("DIGITS", 0, loss="kld")``; options as on the command line."""
     ctx = prepare(dataset, arch, archs=archs, data_dir=data_dir, split=split, image_size=image_size, window=window,

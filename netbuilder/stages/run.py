@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from ..cli_options import CLUSTERS_OPTION
+from ..clustering import CLUSTER_METHODS
 from ..core.objectives import objective_names
 from ..datasets.cli import dataset_options
 from .context import StageContext, prepare
@@ -25,13 +27,21 @@ def is_current(ctx: StageContext, stage: str, seed: int, hyperparameters: dict[s
     return all(m["hyperparameters"].get(k) == v for k, v in wanted.items())
 
 
+def same_cluster_count(manifest: dict[str, Any], clusters: int | str | None) -> bool:
+    """Whether a complete clustering stage was made with the ``--clusters`` asked for (None: anything goes)."""
+    if clusters == "auto":
+        return bool(manifest.get("clusters_auto"))
+    return clusters is None or (not manifest.get("clusters_auto") and manifest.get("n_clusters") == clusters)
+
+
 def run_all(dataset: str, arch: str | int = 0, *, loss: str | None = None, archs: str | None = None,
             data_dir: str | None = None, split: str = "all", image_size: int | None = None,
             window: int | None = None, stride: int | None = None, label_column: str | None = None, out: str = ".",
             device: str = "auto", seed: int = 0, force: bool = False, visualize: bool = True,
             method: str = "tsne", n: int = 5000, progress: bool | None = None, echo: bool = True,
             pretrain_epochs: int | None = None, cluster_epochs: int | None = None,
-            threads: int | None = None) -> dict[str, Any]:
+            threads: int | None = None, clusters: int | str | None = None,
+            cluster_method: str | None = None) -> dict[str, Any]:
     """Run every stage in order; returns {"pretrain": manifest, "cluster": manifest, "metrics": rows, "plots": {...}}."""
     from ..core.objectives import cluster_settings
     from ..settings import PRETRAIN
@@ -56,9 +66,13 @@ def run_all(dataset: str, arch: str | int = 0, *, loss: str | None = None, archs
         out_info["pretrain"] = ctx.ws.manifest("pretrain")
     stage = stage_name(loss)
     # A new pretrain invalidates every clustering made from the old one.
-    cluster_hp = cluster_settings(loss).resolve({"epochs": cluster_epochs, "loss": loss}, training.get("cluster"))
-    if ran_pretrain or not is_current(ctx, stage, seed, cluster_hp):
-        out_info["cluster"] = run_cluster(ctx, loss, seed=seed, progress=progress, echo=echo, epochs=cluster_epochs)
+    # run_cluster's rule refuses a cluster_method that this loss does not take, with a clearer message.
+    cluster_hp = cluster_settings(loss).resolve({"epochs": cluster_epochs, "loss": loss, "cluster_method": cluster_method},
+                                                training.get("cluster"), strict=False)
+    if ran_pretrain or not is_current(ctx, stage, seed, cluster_hp) or not same_cluster_count(ctx.ws.manifest(stage),
+                                                                                              clusters):
+        out_info["cluster"] = run_cluster(ctx, loss, seed=seed, progress=progress, echo=echo, epochs=cluster_epochs,
+                                          clusters=clusters, cluster_method=cluster_method)
     else:
         say(f"{stage}: up to date ({ctx.ws.stage_dir(stage)}), skipped; --force reruns it")
         out_info["cluster"] = ctx.ws.manifest(stage)
@@ -85,6 +99,9 @@ def run_all(dataset: str, arch: str | int = 0, *, loss: str | None = None, archs
 @click.option("--loss", type=click.Choice(objective_names()), default=None, help="Clustering objective [default: the arch's, then kld].")
 @click.option("--pretrain-epochs", type=click.IntRange(min=1), default=None, help="Override the pretrain epochs.")
 @click.option("--cluster-epochs", type=click.IntRange(min=1), default=None, help="Override the cluster epochs.")
+@CLUSTERS_OPTION
+@click.option("--cluster-method", type=click.Choice(CLUSTER_METHODS), default=None,
+              help="Final clustering step of loss none: kmeans, birch or agglomerative [default: the arch's, then kmeans].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--force", is_flag=True, help="Rerun stages even if their outputs are complete.")

@@ -1,4 +1,4 @@
-"""Stage 4: look at the result — embeddings, reconstructions, samples per cluster and training curves as PNGs.
+"""Stage 4: look at the result — embeddings, PCA of the codes (2-D and 3-D), reconstructions, samples per cluster and training curves as PNGs.
 
 Everything is written under ``<out>/plots/<DATASET>/<arch>/``. The stage only reads what earlier stages
 saved (codes, assignments, weights, epoch logs); it trains nothing.
@@ -150,6 +150,14 @@ def run_visualize(ctx: StageContext, *, method: str = "tsne", n: int = 5000, see
         path = plots.scatter_pair(emb, labels, pred, title, out_dir / f"{name}.png", class_names=names, seed=seed)
         written[name] = str(path)
 
+    def pca(stage: str, codes: np.ndarray, pred: np.ndarray | None, what: str) -> None:
+        say(f"{stage}: PCA 2-D and 3-D of the codes ...")
+        for dims in (2, 3):
+            name = f"pca{dims}d-{stage}"
+            written[name] = str(plots.pca_scatter(codes, labels, pred, out_dir / f"{name}.png", dims=dims,
+                                                  title=f"{where}: {what}, n={len(idx)}", class_names=names,
+                                                  seed=seed))
+
     raw = raw_rows(data.images[idx])
     raw_pred = kmeans(raw, k, n_init=10, seed=seed)[0] if k else None
     if labels is not None or raw_pred is not None:
@@ -162,6 +170,7 @@ def run_visualize(ctx: StageContext, *, method: str = "tsne", n: int = 5000, see
     pre_pred = kmeans(pre_codes, k, n_init=10, seed=seed)[0] if k else None
     if labels is not None or pre_pred is not None:
         embed("embedding-pretrain", pre_codes, pre_pred, "pretrained codes, k-means on codes")
+        pca("pretrain", pre_codes, pre_pred, "pretrained codes, k-means on codes")
 
     full_preds: dict[str, np.ndarray] = {}
     for stage in stages:
@@ -173,6 +182,7 @@ def run_visualize(ctx: StageContext, *, method: str = "tsne", n: int = 5000, see
             maps = best_channel_maps(_load_model(ctx, stage), data.images[idx], int(channel), ctx.device)
             embed(f"embedding-{stage}-map", maps, full_preds[stage][idx],
                   f"{stage}: activation maps of channel {channel}, the best-separated")
+        pca(stage, codes, full_preds[stage][idx], _stage_title(stage))
 
     # Reconstructions of the same examples by every distinct model (cluster-none keeps the pretrained weights).
     say("reconstructions ...")
