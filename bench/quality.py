@@ -44,6 +44,7 @@ RECIPES: dict[str, list[tuple[str, str, list[str]]]] = {
         ("MNIST", "dcec-l2", ["pretrain -d MNIST -a dcec-l2",
                               "cluster -d MNIST -a dcec-l2 --loss kmeans --epochs 5",
                               "cluster -d MNIST -a dcec-l2 --loss kld --epochs 5",
+                              "cluster -d MNIST -a dcec-l2 --loss dkm --epochs 5",
                               "cluster -d MNIST -a dcec-l2",
                               "metrics -d MNIST -a dcec-l2"]),
     ],
@@ -94,6 +95,7 @@ PEERS = [("DEC (Xie et al. 2016)", 0.843, None), ("IDEC (Guo et al. 2017)", 0.88
          ("N2D (McConville et al. 2019, 1,000 epochs)", 0.979, 0.942)]
 ROW_TITLES = {"pixels": "image pixels + k-means", "pretrain": "autoencoder + k-means",
               "cluster-kmeans": "autoencoder + k-means loss (5 epochs)", "cluster-kld": "autoencoder + KLD (5 epochs)",
+              "cluster-dkm": "autoencoder + deep k-means (5 epochs)",
               "cluster-none": "autoencoder + UMAP + k-means (netbuilder's default)"}
 
 
