@@ -11,8 +11,8 @@ def _dkm(**over):
     hp = cluster_settings("dkm").resolve({"loss": "dkm", "epochs": 4, "batch_size": 10, **over})
     obj = objective_class("dkm")(hp, 3, device="cpu")
     centres = np.eye(3, 4, dtype=np.float32)
-    obj.start(None, np.zeros((100, 4), np.uint8), np.zeros((100, 4), np.float32), np.zeros(100, np.int64),
-              centres, 0)
+    codes = np.repeat(centres, [34, 33, 33], axis=0) * 0.9  # each code at squared distance 0.01 from its centre
+    obj.start(None, np.zeros((100, 4), np.uint8), codes, np.zeros(100, np.int64), centres, 0)
     return obj
 
 
@@ -24,6 +24,13 @@ def test_temperature_anneals_from_start_to_end():
     assert np.isclose(obj.inverse_temperature(), 50.0)
     obj.before_step(obj.total // 2)
     assert 0.5 < obj.inverse_temperature() < 50.0
+
+
+def test_temperature_is_measured_in_units_of_the_codes_scale():
+    # The softmax sees a·d²/s with s the mean squared distance to the nearest centre at the start (here 0.01), so
+    # the same settings behave alike on unit-length and on unnormalised codes.
+    obj = _dkm()
+    assert np.isclose(obj.scale, 0.01, rtol=1e-4)
 
 
 def test_loss_is_soft_kmeans_of_codes():
