@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .plots import _figure, _name, _palette, _save
+from .plot_base import class_label, new_figure, palette, save_figure
 
 OFFSET = 4.0
 MAX_CHANNELS = 8
@@ -53,9 +53,9 @@ def cluster_series_grid(series: np.ndarray, pred: np.ndarray, path: str | Path, 
     rng = np.random.default_rng(seed)
     ncol = min(4, len(clusters))
     nrow = -(-len(clusters) // ncol)
-    fig = _figure((4.0 * ncol, 2.6 * nrow + 0.6))
+    fig = new_figure((4.0 * ncol, 2.6 * nrow + 0.6))
     axes = np.atleast_1d(fig.subplots(nrow, ncol, squeeze=False, sharex=True)).ravel()
-    colours = _palette(len(clusters))
+    colours = palette(len(clusters))
     for ax, c, colour in zip(axes, clusters, colours):
         members = np.flatnonzero(pred == c)
         for i in np.sort(rng.choice(members, size=min(per_cluster, len(members)), replace=False)):
@@ -67,14 +67,14 @@ def cluster_series_grid(series: np.ndarray, pred: np.ndarray, path: str | Path, 
         if labels is not None:
             values, counts = np.unique(np.asarray(labels)[members], return_counts=True)
             top = int(np.argmax(counts))
-            text += f"\nmostly '{_name(int(values[top]), class_names)[:14]}' ({counts[top] / len(members):.0%})"
+            text += f"\nmostly '{class_label(int(values[top]), class_names)[:14]}' ({counts[top] / len(members):.0%})"
         ax.set_title(text, fontsize=9)
         ax.tick_params(labelsize=7)
     for ax in axes[len(clusters):]:
         ax.set_axis_off()
     fig.suptitle((title or "members of each cluster") + "\nthin: random members; black: cluster mean"
                  + _channel_note(series.shape[1]), fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def reconstruction_series_grid(originals: np.ndarray, reconstructions: Mapping[str, np.ndarray],
@@ -87,9 +87,9 @@ def reconstruction_series_grid(originals: np.ndarray, reconstructions: Mapping[s
             raise ValueError(f"reconstructions '{k}' have shape {v.shape} but the originals {orig.shape}")
     ncol = min(5, max(1, len(orig)))
     nrow = -(-len(orig) // ncol)
-    fig = _figure((3.4 * ncol, 2.3 * nrow + 0.8))
+    fig = new_figure((3.4 * ncol, 2.3 * nrow + 0.8))
     axes = np.atleast_1d(fig.subplots(nrow, ncol, squeeze=False, sharex=True)).ravel()
-    colours = _palette(max(1, len(recs)))
+    colours = palette(max(1, len(recs)))
     for i, ax in enumerate(axes):
         if i >= len(orig):
             ax.set_axis_off()
@@ -103,4 +103,4 @@ def reconstruction_series_grid(originals: np.ndarray, reconstructions: Mapping[s
         ax.tick_params(labelsize=7)
     axes[0].legend(fontsize=7, loc="best")
     fig.suptitle((title or "reconstructions") + _channel_note(orig.shape[1]), fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)

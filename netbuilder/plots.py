@@ -16,44 +16,12 @@ from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from .fileio import write_with
+from .plot_base import class_label, new_figure, palette, save_figure
 
-DPI = 100
 _PAD = 2  # pixels of blank space between tiles of an image strip
-# Record fields of the epoch logs that are bookkeeping, not loss parts.
-_META_KEYS = {"stage", "epoch", "step", "lr", "seconds", "images_per_s", "acc", "nmi", "ari", "clusters",
-              "degenerate"}
-_BASE_LOSS_TITLES = {"loss": "total loss", "rec": "reconstruction loss"}
-
-
-def _loss_titles() -> dict[str, str]:
-    """Titles of the loss parts in epoch logs: the reconstruction parts, then each clustering objective's."""
-    from .core.objectives import OBJECTIVES
-
-    out = dict(_BASE_LOSS_TITLES)
-    for cls in OBJECTIVES.values():
-        out.update(cls.loss_titles)
-    return out
 
 
 # --------------------------------------------------------------------------------------------- helpers
-
-def _figure(figsize: tuple[float, float], layout: str | None = "constrained"):
-    # A bare Figure renders PNGs through Agg without ever resolving a backend, so no display is needed and
-    # (unlike matplotlib.use("Agg")) the backend of a notebook or GUI app that imports netbuilder is left alone.
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=figsize, dpi=DPI, layout=layout)
-
-
-def _save(fig: Any, path: str | Path) -> Path:
-    path = Path(path)
-    try:
-        write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI, facecolor="white"), suffix=".png")
-    finally:
-        fig.clf()  # a Figure not owned by pyplot is freed as soon as its references go; clf breaks the cycles
-    return path
-
 
 def _as_float_images(images: np.ndarray) -> np.ndarray:
     """N×C×H×W (uint8 or float) → N×H×W×C float32 in [0, 1]."""
@@ -111,20 +79,6 @@ def _cell_titles(ax: Any, titles: Sequence[str], w: int, fontsize: float = 8) ->
             ax.text(i * (w + _PAD) + w / 2, -1.0, t, ha="center", va="bottom", fontsize=fontsize, clip_on=False)
 
 
-def _palette(n: int) -> list[tuple[float, float, float, float]]:
-    """n distinct categorical colours: tab10 / tab20 when they suffice, else evenly spaced turbo hues."""
-    import matplotlib
-
-    if n <= 10:
-        return [matplotlib.colormaps["tab10"](i) for i in range(n)]
-    if n <= 20:
-        # tab20 in order pairs a dark and a light shade of each hue; darks first keeps the first 10 distinct.
-        cm = matplotlib.colormaps["tab20"]
-        return [cm(2 * i) for i in range(10)] + [cm(2 * i + 1) for i in range(n - 10)]
-    cm = matplotlib.colormaps["turbo"]
-    return [cm(x) for x in np.linspace(0.05, 0.95, n)]
-
-
 # ------------------------------------------------------------------------------------------- embeddings
 
 def embedding_2d(x: np.ndarray, method: str = "tsne", seed: int = 0) -> np.ndarray:
@@ -156,12 +110,6 @@ def embedding_2d(x: np.ndarray, method: str = "tsne", seed: int = 0) -> np.ndarr
     return tsne.fit_transform(data).astype(np.float32)
 
 
-def _name(value: int, class_names: Sequence[str] | None) -> str:
-    if class_names is not None and 0 <= value < len(class_names):
-        return str(class_names[value])
-    return str(value)
-
-
 def _match_clusters(labels: np.ndarray, pred: np.ndarray) -> dict[int, int]:
     """Cluster id → the class it overlaps most under the Hungarian one-to-one matching (as ACC uses)."""
     from scipy.optimize import linear_sum_assignment
@@ -184,7 +132,7 @@ def category_colours(labels: np.ndarray | None, pred: np.ndarray | None
     """
     classes = [] if labels is None else [int(c) for c in np.unique(labels)]
     clusters = [] if pred is None else [int(c) for c in np.unique(pred)]
-    pal = _palette(max(len(classes), len(clusters)))
+    pal = palette(max(len(classes), len(clusters)))
     label_colours = {c: pal[i] for i, c in enumerate(classes)}
     if labels is None:
         return label_colours, {c: pal[i] for i, c in enumerate(clusters)}
@@ -262,13 +210,13 @@ def scatter_pair(emb: np.ndarray, labels: np.ndarray | None, pred: np.ndarray | 
     # (values, colours, legend names, panel title, legend title, short names and title for a colour bar)
     panels: list[tuple[np.ndarray, dict[int, Any], dict[int, str], str, str, dict[int, str], str]] = []
     if labels is not None:
-        names = {c: _name(c, class_names) for c in label_colours}
+        names = {c: class_label(c, class_names) for c in label_colours}
         panels.append((labels, label_colours, names, f"coloured by {label_title}", label_title, names, label_title))
     if pred is not None:
         sizes = dict(zip(*(v.tolist() for v in np.unique(pred, return_counts=True))))
         if labels is not None:
             match = _match_clusters(labels, pred)
-            names = {c: f"{c} ≈ {_name(match[c], class_names)} ({sizes[c]})" if c in match
+            names = {c: f"{c} ≈ {class_label(match[c], class_names)} ({sizes[c]})" if c in match
                      else f"{c} (unmatched, {sizes[c]})" for c in cluster_colours}
             key_title = f"{pred_title} ≈ class (size)"
         else:
@@ -278,12 +226,12 @@ def scatter_pair(emb: np.ndarray, labels: np.ndarray | None, pred: np.ndarray | 
                        {c: str(c) for c in cluster_colours},
                        pred_title + (" (colour of matched class)" if labels is not None else "")))
 
-    fig = _figure((6.6 * len(panels), 5.6))
+    fig = new_figure((6.6 * len(panels), 5.6))
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (values, colours, names, panel_title, key_title, short, short_title) in zip(axes, panels):
         _scatter_panel(ax, emb, values, colours, names, panel_title, key_title, order, fig, short, short_title)
     fig.suptitle(title, fontsize=13)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # ------------------------------------------------------------------------------------------ image grids
@@ -321,7 +269,7 @@ def _rows_figure(rows: list[_Row], ncol: int, path: str | Path, title: str | Non
         tops.append(y)
         y += strip_h
     width, height = left + strip_w + right, y + bottom
-    fig = _figure((width, height), layout=None)
+    fig = new_figure((width, height), layout=None)
     mappable = None
     for row, y_top in zip(rows, tops):
         ax = fig.add_axes((left / width, 1 - (y_top + strip_h) / height, strip_w / width, strip_h / height))
@@ -342,7 +290,7 @@ def _rows_figure(rows: list[_Row], ncol: int, path: str | Path, title: str | Non
             cb.set_label(colorbar_label, fontsize=10)
     if title:
         fig.suptitle(title, fontsize=13, y=1 - 0.1 / height, va="top")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def image_grid(images: np.ndarray, path: str | Path, nrow: int | None = None, *, titles: Sequence[str] | None = None,
@@ -410,7 +358,7 @@ def cluster_samples_grid(images: np.ndarray, pred: np.ndarray, path: str | Path,
         if labels is not None:
             values, counts = np.unique(np.asarray(labels)[members], return_counts=True)
             top = int(np.argmax(counts))
-            label += f"\nmostly '{_name(int(values[top]), class_names)[:14]}' ({counts[top] / len(members):.0%})"
+            label += f"\nmostly '{class_label(int(values[top]), class_names)[:14]}' ({counts[top] / len(members):.0%})"
         rows.append(_Row(_as_float_images(images[pick]), label=label))
     if not rows:
         raise ValueError("cluster_samples_grid needs at least one image")
@@ -470,167 +418,6 @@ def error_heatmap_grid(originals: np.ndarray, reconstructions: np.ndarray, path:
     return HeatmapResult(out, lo, hi)
 
 
-# ---------------------------------------------------------------------------------------------- curves
-
-def _epoch_records(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    # Keep the last record per epoch: a resumed run may log an epoch twice.
-    by_epoch: dict[int, Mapping[str, Any]] = {}
-    for r in records:
-        if isinstance(r.get("epoch"), (int, float)):
-            by_epoch[int(r["epoch"])] = r
-    return [by_epoch[e] for e in sorted(by_epoch)]
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def training_curves(records_by_stage: Mapping[str, Sequence[Mapping[str, Any]]], path: str | Path, *,
-                    title: str | None = None) -> Path:
-    """Loss parts and ACC/NMI per epoch, one subplot each, one colour per stage; returns ``path``.
-
-    Stages after ``pretrain`` start from the pretrained model, so their epochs are drawn after pretrain's
-    last epoch (a dotted line marks where clustering starts): the x axis reads as one training timeline.
-    """
-    stages = {s: _epoch_records(r) for s, r in records_by_stage.items()}
-    stages = {s: r for s, r in stages.items() if r}
-    if not stages:
-        raise ValueError("training_curves needs at least one epoch record")
-    offset = {s: 0 for s in stages}
-    pre_end = int(stages["pretrain"][-1]["epoch"]) if "pretrain" in stages else 0
-    for s in stages:
-        if s != "pretrain":
-            offset[s] = pre_end
-
-    loss_keys: list[str] = []
-    for recs in stages.values():
-        for r in recs:
-            for k, v in r.items():
-                if k not in _META_KEYS and _is_number(v) and k not in loss_keys:
-                    loss_keys.append(k)
-    titles = _loss_titles()
-    loss_keys.sort(key=lambda k: (list(titles).index(k) if k in titles else 99, k))
-    metric_keys = [k for k in ("acc", "nmi") if any(_is_number(r.get(k)) for recs in stages.values() for r in recs)]
-    # A stage whose only loss is "loss" (pretrain) is pure reconstruction: draw it on the reconstruction
-    # panel too, so that panel shows whether clustering degrades the reconstructions.
-    rec_alias = {s: "loss" if "rec" in loss_keys and not any(
-        k in r for r in recs for k in loss_keys if k != "loss") else "rec" for s, recs in stages.items()}
-    panels = [(k, titles.get(k, k)) for k in loss_keys] + [(k, k.upper()) for k in metric_keys]
-
-    ncols = min(3, len(panels))
-    nrows = math.ceil(len(panels) / ncols)
-    fig = _figure((4.6 * ncols + 1.8, 3.4 * nrows + 0.6))
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    from matplotlib.ticker import MaxNLocator
-
-    pal = _palette(max(10, len(stages)))
-    colour = {s: pal[i] for i, s in enumerate(stages)}
-    for ax, (key, panel_title) in zip(axes, panels):
-        lows, highs = [], []
-        for s, recs in stages.items():
-            field = rec_alias[s] if key == "rec" else key
-            pts = [(int(r["epoch"]) + offset[s], float(r[field])) for r in recs if _is_number(r.get(field))]
-            if not pts:
-                continue
-            xs, ys = zip(*pts)
-            lows.append(min(ys))
-            highs.append(max(ys))
-            ax.plot(xs, ys, color=colour[s], marker="o" if len(pts) <= 30 else None, markersize=3.5,
-                    linewidth=1.6, label=s)
-        if pre_end and len(stages) > 1:
-            ax.axvline(pre_end + 0.5, color="0.6", linestyle=":", linewidth=1)
-            # Losses fall and metrics rise, so the free corner at the boundary is the top for losses and
-            # the bottom for metrics.
-            at_top = key in loss_keys
-            ax.text(pre_end + 0.5, 0.98 if at_top else 0.02, "clustering ", transform=ax.get_xaxis_transform(),
-                    rotation=90, ha="right", va="top" if at_top else "bottom", fontsize=7, color="0.45")
-        if key in loss_keys and lows and min(lows) > 0 and max(highs) > 10 * min(lows):
-            ax.set_yscale("log")  # a loss falling over orders of magnitude; a linear scale would flatten the tail
-        if key in metric_keys:
-            lo, hi = ax.get_ylim()
-            ax.set_ylim(max(0.0, lo), min(1.0, hi) if hi > 0.05 else 1.0)
-        ax.set_title(panel_title, fontsize=11)
-        ax.set_xlabel("epoch", fontsize=9)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(True, alpha=0.3)
-        ax.tick_params(which="both", labelsize=8)
-    for ax in axes[len(panels):]:
-        ax.set_visible(False)
-    from matplotlib.lines import Line2D
-
-    handles = [Line2D([], [], color=colour[s], linewidth=2, label=s) for s in stages]
-    fig.legend(handles=handles, loc="outside right upper", title="stage", frameon=False, fontsize=9)
-    if title:
-        fig.suptitle(title, fontsize=13)
-    return _save(fig, path)
-
-
-# ------------------------------------------------------------------------------------------ leaderboard
-
-def leaderboard_bars(names: Sequence[str], values: Sequence[float], errors: Sequence[float],
-                     seconds: Sequence[float], seconds_errors: Sequence[float], path: str | Path, *,
-                     value_label: str, title: str | None = None) -> Path:
-    """Two panels sharing the y axis (one row per entry, best first as given): a score with error bars, and the
-    time each entry took with error bars; returns ``path``. NaN values draw no bar (e.g. a score a single
-    seed cannot give)."""
-    n = len(names)
-    if n == 0 or not (len(values) == len(errors) == len(seconds) == len(seconds_errors) == n):
-        raise ValueError("leaderboard_bars needs one value, error, time and time error per name")
-    fig = _figure((10.0, 1.2 + 0.45 * n))
-    ax_score, ax_time = fig.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": [3, 2]})
-    y = np.arange(n)
-    colours = _palette(max(n, 1))
-    # Horizontal bars keep long arch names readable; the first entry goes on top.
-    for ax, vals, errs, label in ((ax_score, values, errors, value_label),
-                                  (ax_time, seconds, seconds_errors, "training time per seed (s)")):
-        v = np.asarray(vals, dtype=float)
-        e = np.nan_to_num(np.asarray(errs, dtype=float))
-        ax.barh(y, np.nan_to_num(v), xerr=e, color=colours[:n], alpha=0.85, capsize=3,
-                error_kw={"elinewidth": 1, "ecolor": "0.25"})
-        for yi, vi, ei in zip(y, v, e):
-            if math.isfinite(vi):  # the value beside its error bar, not on it
-                ax.text(vi + ei, yi, f"  {vi:.3g}", va="center", ha="left", fontsize=8)
-        ax.margins(x=0.12)
-        ax.set_xlabel(label, fontsize=9)
-        ax.grid(True, axis="x", alpha=0.3)
-        ax.tick_params(labelsize=8)
-    finite = [float(x) + float(e) for x, e in zip(values, np.nan_to_num(np.asarray(errors, float))) if math.isfinite(x)]
-    if finite and 0 <= min(finite) and max(finite) <= 1.0:
-        ax_score.set_xlim(0, 1.08)  # scores in [0, 1] (ACC, rank scores) on their full scale
-    ax_score.set_yticks(y, [str(s) for s in names])
-    ax_score.invert_yaxis()
-    if title:
-        fig.suptitle(title, fontsize=12)
-    return _save(fig, path)
-
-
-# ---------------------------------------------------------------------------------------- cluster count
-
-def cluster_count_curve(ks: Sequence[int], gaps: Sequence[float], eigenvalues: Sequence[float], chosen: int,
-                        path: str | Path, *, title: str | None = None) -> Path:
-    """How ``--clusters auto`` chose: the Laplacian's smallest eigenvalues (left) and the gap after each
-    candidate k (right), the chosen k highlighted; returns ``path``."""
-    fig = _figure((10.0, 3.8))
-    ax_ev, ax_gap = fig.subplots(1, 2)
-    idx = np.arange(1, len(eigenvalues) + 1)
-    ax_ev.plot(idx, eigenvalues, marker="o", markersize=4, color="0.3")
-    ax_ev.axvline(chosen + 0.5, color="tab:red", linestyle=":", linewidth=1.2)
-    ax_ev.set(title="smallest eigenvalues of the normalised Laplacian", xlabel="i", ylabel="λ_i")
-    colours = ["tab:red" if k == chosen else "tab:blue" for k in ks]
-    ax_gap.bar(list(ks), list(gaps), color=colours)
-    ax_gap.set(title=f"eigengap λ(k+1) − λ(k): chose k = {chosen}", xlabel="k (clusters)", ylabel="gap")
-    from matplotlib.ticker import MaxNLocator
-
-    for ax in (ax_ev, ax_gap):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(True, alpha=0.3)
-        ax.tick_params(labelsize=8)
-        ax.title.set_fontsize(10)
-    if title:
-        fig.suptitle(title, fontsize=12)
-    return _save(fig, path)
-
-
 def pca_scatter(x: np.ndarray, labels: np.ndarray | None, pred: np.ndarray | None, path: str | Path, *,
                 dims: int = 2, title: str = "", class_names: Sequence[str] | None = None, seed: int = 0) -> Path:
     """The first 2 or 3 principal components of ``x`` (N × d), coloured by cluster and, when ``labels`` exist,
@@ -656,7 +443,7 @@ def pca_scatter(x: np.ndarray, labels: np.ndarray | None, pred: np.ndarray | Non
     import mpl_toolkits.mplot3d  # noqa: F401  (registers the "3d" projection on older matplotlib)
 
     order = np.random.default_rng(seed).permutation(len(emb))
-    fig = _figure((6.0 * len(panels), 5.4))
+    fig = new_figure((6.0 * len(panels), 5.4))
     for i, (values, colours, what) in enumerate(panels, start=1):
         ax = fig.add_subplot(1, len(panels), i, projection="3d")
         values = np.asarray(values, dtype=np.int64)
@@ -667,9 +454,9 @@ def pca_scatter(x: np.ndarray, labels: np.ndarray | None, pred: np.ndarray | Non
         if len(colours) <= 20:
             from matplotlib.lines import Line2D
 
-            names = {c: _name(c, class_names) if what == "true label" else str(c) for c in colours}
+            names = {c: class_label(c, class_names) if what == "true label" else str(c) for c in colours}
             ax.legend(handles=[Line2D([], [], marker="o", linestyle="", color=colours[c], label=names[c])
                                for c in colours], title=what, loc="upper left", fontsize=7, title_fontsize=8,
                       frameon=False, ncol=1 if len(colours) <= 12 else 2)
     fig.suptitle(f"{title}\nPCA 3-D ({share} of the variance)", fontsize=12)
-    return _save(fig, path)
+    return save_figure(fig, path)

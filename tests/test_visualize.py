@@ -9,7 +9,7 @@ import pytest
 
 PIL = pytest.importorskip("PIL.Image")
 
-from netbuilder import plots  # noqa: E402
+from netbuilder import charts, plots  # noqa: E402
 
 
 def _png(path: Path, min_size: tuple[int, int] = (200, 100), max_size: tuple[int, int] = (3000, 3000)) -> np.ndarray:
@@ -200,13 +200,13 @@ def test_training_curves(tmp_path: Path) -> None:
     kld = [{"stage": "cluster-kld", "epoch": e, "loss": 0.2 / e, "rec": 0.1 / e, "kl": 0.01 / e, "acc": 0.7 + e / 50,
             "nmi": 0.6 + e / 50} for e in range(1, 5)]
     torn = pre + [{"note": "no epoch"}]
-    rgb = _png(plots.training_curves({"pretrain": torn, "cluster-kld": kld, "cluster-none": []}, tmp_path / "c.png"),
+    rgb = _png(charts.training_curves({"pretrain": torn, "cluster-kld": kld, "cluster-none": []}, tmp_path / "c.png"),
                min_size=(800, 300))
-    only_loss = _png(plots.training_curves({"pretrain": [{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.4}]},
+    only_loss = _png(charts.training_curves({"pretrain": [{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.4}]},
                                            tmp_path / "one.png"))
     assert only_loss.shape[1] < rgb.shape[1]  # one panel instead of a row of three
     with pytest.raises(ValueError, match="epoch record"):
-        plots.training_curves({"pretrain": []}, tmp_path / "none.png")
+        charts.training_curves({"pretrain": []}, tmp_path / "none.png")
 
 
 def test_plots_do_not_touch_pyplot(tmp_path: Path) -> None:

@@ -11,23 +11,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..fileio import write_with
+from ..plot_base import new_figure, save_figure
 
-DPI = 100
 NORMAL_COLOUR, ANOMALY_COLOUR, THRESHOLD_COLOUR = "#1f77b4", "#d62728", "black"
-
-
-def _figure(figsize: tuple[float, float]):
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=figsize, dpi=DPI, layout="constrained")
-
-
-def _save(fig: Any, path: str | Path) -> Path:
-    path = Path(path)
-    write_with(path, lambda tmp: fig.savefig(tmp, format="png"))
-    fig.clear()
-    return path
 
 
 def score_histogram(scores: Any, labels: Any | None, threshold: float, path: str | Path, *,
@@ -42,7 +28,7 @@ def score_histogram(scores: Any, labels: Any | None, threshold: float, path: str
     if not hi > lo:
         lo, hi = lo - 0.5, hi + 0.5
     edges = np.linspace(lo, hi, bins + 1)
-    fig = _figure((7.5, 4.2))
+    fig = new_figure((7.5, 4.2))
     ax = fig.add_subplot(1, 1, 1)
     if labels is None:
         ax.hist(s, bins=edges, color=NORMAL_COLOUR, alpha=0.8, label=f"all ({s.size})")
@@ -61,7 +47,7 @@ def score_histogram(scores: Any, labels: Any | None, threshold: float, path: str
     ax.legend(fontsize=9)
     if title:
         ax.set_title(title, fontsize=11)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def roc_curve_plot(labels: Any, scores: Any, path: str | Path, *, threshold: float | None = None,
@@ -75,7 +61,7 @@ def roc_curve_plot(labels: Any, scores: Any, path: str | Path, *, threshold: flo
         raise ValueError("a ROC curve needs both normal and anomalous examples")
     fpr, tpr, _ = roc_curve(y, s)
     auc = roc_auc_score(y, s)
-    fig = _figure((5.2, 5.0))
+    fig = new_figure((5.2, 5.0))
     ax = fig.add_subplot(1, 1, 1)
     ax.plot(fpr, tpr, color=ANOMALY_COLOUR, linewidth=1.8, label=f"ROC (AUC {auc:.4f})")
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="chance")
@@ -92,7 +78,7 @@ def roc_curve_plot(labels: Any, scores: Any, path: str | Path, *, threshold: flo
     ax.legend(fontsize=8, loc="lower right")
     if title:
         ax.set_title(title, fontsize=11)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def extremes(scores: Any, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -136,7 +122,7 @@ def score_timelines(panels: Sequence[tuple[str, dict[str, np.ndarray], int | Non
     if not panels:
         raise ValueError("score_timelines needs at least one panel")
     colours = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e")
-    fig = _figure((9.0, 2.3 * len(panels) + 0.6))
+    fig = new_figure((9.0, 2.3 * len(panels) + 0.6))
     axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
     for ax, (name, series, onset) in zip(axes, panels):
         for colour, (detector, scores) in zip(colours, series.items()):
@@ -153,4 +139,4 @@ def score_timelines(panels: Sequence[tuple[str, dict[str, np.ndarray], int | Non
     axes[0].legend(fontsize=8, loc="upper left", ncol=3)
     if title:
         fig.suptitle(title, fontsize=11)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -66,13 +66,13 @@ def assignments_csv(pred: np.ndarray, confidence: np.ndarray, labels: np.ndarray
 def choose_clusters(ctx: StageContext, model: Any, hp: dict[str, Any], log: RunLog) -> KSelection:
     """``--clusters auto``: choose k from the pretrained codes, log the curve and plot it to
     ``plots/<DATASET>/<arch>/clusters-auto.png``."""
-    from .. import plots
+    from .. import charts
 
     codes = encode_all(model, ctx.dataset.images, ctx.device)
     sel = select_k(codes, k_max=int(hp["auto_k_max"]), n_neighbors=int(hp["auto_neighbors"]))
     for line in sel.table().splitlines():
         log.info(line)
-    path = plots.cluster_count_curve(sel.ks, sel.gaps, sel.eigenvalues, sel.k, ctx.ws.plots_dir / "clusters-auto.png",
+    path = charts.cluster_count_curve(sel.ks, sel.gaps, sel.eigenvalues, sel.k, ctx.ws.plots_dir / "clusters-auto.png",
                                      title=f"{ctx.dataset.name} / {ctx.arch_name}: number of clusters")
     log.info(f"clusters auto: k={sel.k} (plot: {path})")
     return sel

@@ -237,7 +237,7 @@ def _plain(headers: list[str], cells: list[list[str]]) -> list[str]:
 
 def _figure(rows: Sequence[dict[str, Any]], path: Path, title: str) -> None:
     """ACC (or the label-free score) per arch with error bars over seeds, and training time beside it."""
-    from ..plots import leaderboard_bars
+    from ..charts import leaderboard_bars
 
     labelled = all("acc" in r for r in rows)
     key = "acc" if labelled else "label_free_score"

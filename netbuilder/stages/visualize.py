@@ -12,7 +12,7 @@ import click
 import numpy as np
 import torch
 
-from .. import plot_signals, plots
+from .. import charts, plot_signals, plots
 from ..clustering import kmeans
 from ..core.objectives import OBJECTIVES
 from ..datasets.cli import dataset_options
@@ -219,7 +219,7 @@ def run_visualize(ctx: StageContext, *, method: str = "tsne", n: int = 5000, see
     records = {s: read_jsonl(ctx.ws.log_stem(s).with_suffix(".jsonl")) for s in ["pretrain", *stages]}
     if any("epoch" in r for recs_ in records.values() for r in recs_):
         say("training curves ...")
-        written["curves"] = str(plots.training_curves(records, out_dir / "curves.png",
+        written["curves"] = str(charts.training_curves(records, out_dir / "curves.png",
                                                       title=f"{where}: training curves"))
     return written
 
