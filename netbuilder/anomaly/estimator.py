@@ -30,8 +30,9 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
-from ..arch import load_arch_file, resolve_arch_file, resolve_spec, select_arch
-from ..arch.auto import AUTO, auto_spec, is_auto
+from ..arch import load_arch_file
+from ..arch.auto import AUTO
+from ..core.arrays import find_arch
 from ..core.autoencoder import build_model, fit_autoencoder
 from ..core.scores import ScoreFit, ScoreState, error_vs_mean_image, get_score, output_variation, score_statistics
 from ..errors import NetbuilderError
@@ -92,7 +93,6 @@ def not_l2_message(spec: dict[str, Any], arch_file: str | None = None, l2_names:
 class _Arch:
     spec: dict[str, Any]
     file: str | None
-    index: int | None
     l2_names: list[str] | None   # the l2-normalised archs of the same file (for error messages)
 
 
@@ -247,20 +247,10 @@ class AutoencoderAnomalyDetector(BaseEstimator):
         return self.fit(X, y, **fit_params).labels_
 
     def _resolve_arch(self, input_shape: tuple[int, ...]) -> _Arch:
-        if isinstance(self.arch, dict):
-            spec, _ = resolve_spec(self.arch)
-            return _Arch(spec, None, None, None)
-        if is_auto(self.arch):
-            spec = auto_spec(input_shape, self.n_clusters)
-            return _Arch(spec, AUTO, 0, [AUTO])
-        if self.arch is None or self.archs is None:
-            raise NetbuilderError("give the architecture: arch=<spec dict>, arch=\"auto\", or arch=<name or index> "
-                                  "together with archs=<archs file or dataset name>")
-        path = resolve_arch_file(str(self.archs))
-        specs = load_arch_file(path)
-        index, spec = select_arch(specs, self.arch, source=str(path))
-        l2 = [s["name"] for s in specs if has_unit_codes(s)]
-        return _Arch(spec, str(path), index, l2)
+        spec, source = find_arch(self.arch, self.archs, input_shape, self.n_clusters)
+        # The other unit-code archs of the same file, for the cosine score's error message.
+        l2 = [s["name"] for s in load_arch_file(source) if has_unit_codes(s)] if source not in (None, AUTO) else None
+        return _Arch(spec, source, l2)
 
     @staticmethod
     def _not_l2_message(arch: _Arch) -> str:

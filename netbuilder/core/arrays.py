@@ -2,16 +2,17 @@
 
 The training loop batches uint8 samples (scaled to [0, 1] one batch at a time). :class:`ArrayScaler` turns
 uint8 arrays, floats in [0, 1] and floats in any other range (min-max scaled with the training data's range)
-into that form; :func:`find_arch` accepts a spec dict, an archs file, or the name of a shipped arch.
+into that form; :func:`find_arch` accepts ``"auto"``, a spec dict, an archs file, or the name of a shipped arch.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
+from ..arch.auto import AUTO, auto_spec, is_auto
 from ..arch import load_arch_file, resolve_arch_file, resolve_spec, select_arch, shipped_arch_files
 from ..errors import NetbuilderError
 
@@ -67,9 +68,12 @@ def sample_shape(arr: np.ndarray, arch_shape: tuple[int, ...] | None) -> tuple[i
     return (1, *shape) if len(shape) == 2 else shape
 
 
-def find_arch(arch: Any, archs: str | None = None) -> tuple[dict[str, Any], str | None]:
-    """``(spec, source)`` from a spec dict, an arch name or index in ``archs``, an archs file (its first arch),
-    or the name of an arch in any shipped archs file."""
+def find_arch(arch: Any, archs: str | None = None, input_shape: Sequence[int] | None = None,
+              n_clusters: int | None = None) -> tuple[dict[str, Any], str | None]:
+    """``(spec, source)`` from ``"auto"`` (derived from ``input_shape`` and ``n_clusters``), a spec dict, an arch
+    name or index in ``archs``, an archs file (its first arch), or the name of an arch in any shipped archs file."""
+    if is_auto(arch) and archs is None and input_shape is not None:
+        return auto_spec(input_shape, n_clusters), AUTO
     if isinstance(arch, dict):
         return resolve_spec(arch)[0], None
     if archs is not None:

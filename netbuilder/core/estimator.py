@@ -33,7 +33,6 @@ import torch
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..arch.auto import auto_spec, is_auto
 from ..clustering import nearest
 from ..errors import NetbuilderError
 from ..rules import check_final_step, check_recon_loss
@@ -121,12 +120,8 @@ class DeepClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     def fit(self, X: Any, y: Any = None) -> "DeepClustering":
         """Pretrain the autoencoder on ``X`` and cluster its codes (``y`` is ignored)."""
         arr = self._validate(X, reset=True)
-        if is_auto(self.arch) and self.archs is None:
-            shape = sample_shape(arr, None)
-            spec, source = auto_spec(shape, self.n_clusters), None
-        else:
-            spec, source = find_arch(self.arch, self.archs)
-            shape = sample_shape(arr, tuple(spec["input_shape"]))
+        spec, source = find_arch(self.arch, self.archs, sample_shape(arr, None), self.n_clusters)
+        shape = sample_shape(arr, tuple(spec["input_shape"]))
         k = self.n_clusters or (spec.get("clustering") or {}).get("n_clusters")
         if not k or int(k) < 1:
             raise NetbuilderError("Invalid value for argument `n_clusters`. Expected a positive integer (or an arch "
