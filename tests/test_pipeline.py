@@ -41,7 +41,10 @@ def test_stage_outputs_and_metrics_table(digits_run):
     assert header == "index,cluster,confidence,label" and first.startswith("0,")
     result = CliRunner().invoke(main, ["metrics", "-d", "DIGITS", "--out", str(out), "--json"])
     assert result.exit_code == 0
-    assert [r["method"] for r in json.loads(result.output)][:2] == ["pixels", "pretrain"]
+    listed = json.loads(result.output)
+    assert [r["method"] for r in listed][:3] == ["pixels", "pixels-umap", "pretrain"]
+    # UMAP + k-means on DIGITS' raw pixels is a strong baseline (0.88 here); a broken embedding gives ~0.1-0.6.
+    assert listed[1]["title"] == "image pixels + UMAP + k-means" and listed[1]["acc"] > 0.8
 
 
 def test_run_skips_complete_stages(digits_run):
@@ -113,3 +116,12 @@ def test_arch_manifold_default_applies_to_loss_none_only(tmp_path):
     with pytest.raises(NetbuilderError, match="final clustering step"):
         cluster("DIGITS", 0, "kld", archs=str(archs), out=str(tmp_path), epochs=1, manifold="umap", echo=False,
                 progress=False)
+
+
+def test_pixel_umap_row_is_skipped_above_its_size_limit(digits_run, monkeypatch):
+    from netbuilder.stages import report
+    out, _ = digits_run
+    monkeypatch.setattr(report, "PIXEL_UMAP_LIMIT", 100)
+    rows = {r["method"]: r for r in report.metrics("DIGITS", out=str(out))}
+    assert rows["pixels-umap"]["status"] == "skipped: 1797 samples > 100"
+    assert "skipped: 1797 samples > 100" in report.format_table(list(rows.values()))
