@@ -90,6 +90,7 @@ def test_rerun_reuses_every_stage(compared):
     ("0,7", "arch index 7 is out of range"),
     ("tiny-a,tiny-b,too-deep", "too-deep"),
     ("tiny-a,,1", "expected comma-separated arch indices or names"),
+    ("auto,nope", "no arch named 'nope'"),
 ])
 def test_bad_arch_is_one_line_error_before_training(tmp_path, arch, expected):
     archs = tmp_path / "tiny.json"
@@ -121,3 +122,17 @@ def test_agreement_statistics():
     assert agree["chosen"] == "b" and agree["chosen_is_best"] and agree["per_seed_hits"] == 1.0
     assert agree["acc_regret"] == 0 and agree["spearman_score_acc"] == pytest.approx(1.0)
     assert math.isnan(lb.stability([pred]))
+
+
+def test_auto_arch_joins_a_comparison(tmp_path):
+    archs = tmp_path / "tiny.json"
+    archs.write_text(json.dumps(TINY))
+    result = invoke("--archs", str(archs), "-a", "tiny-a,auto", "--seeds", "1", "--epochs", "1", "--cluster-epochs",
+                    "1", "--out", str(tmp_path / "out"), "--json")
+    assert result.exit_code == 0, result.output
+    rows = {r["arch"]: r for r in json.loads(result.stdout)["rows"]}
+    assert set(rows) == {"tiny-a", "auto"}
+    # The derived arch for 8×8 digits: conv 32@3 s2 + dense 10 (README's rule), planned for this dataset.
+    assert rows["auto"]["params"] > rows["tiny-a"]["params"] > 0
+    assert (tmp_path / "out" / "compare" / "DIGITS" / "seed-0" / "saved_params" / "DIGITS" / "auto" / "pretrain" /
+            "manifest.json").exists()

@@ -18,7 +18,8 @@ import click
 import numpy as np
 
 from ..arch import load_arch_file, resolve_arch_file, select_arch
-from ..arch.spec import resolve_with_context
+from ..arch.auto import AUTO, auto_spec, is_auto
+from ..arch.spec import dataset_arch_file, resolve_with_context
 from ..errors import NetbuilderError
 from ..fileio import write_json, write_text
 from ..datasets.cli import dataset_options
@@ -32,24 +33,30 @@ SILHOUETTE_SAMPLE = 3000  # points per silhouette: O(n²) distances, and 3,000 e
 
 @dataclass(frozen=True)
 class Candidate:
-    """One arch to compare: its index and name in the archs file, and its parameter count on this dataset."""
+    """One arch to compare: its index and name in the archs file (index ``"auto"``: the arch derived from the
+    data's shape, no file), and its parameter count on this dataset."""
 
-    index: int
+    index: int | str
     name: str
     params: int
 
 
-def parse_arch_list(value: str, specs: Sequence[dict[str, Any]], source: str) -> list[int]:
-    """``"0,2,dcec-l2"`` or ``"all"`` → arch indices (in the given order, duplicates dropped); a bad entry
-    raises the one-line error of :func:`select_arch`."""
+def arch_keys(value: str) -> list[str]:
+    """The entries of ``-a``: ``"0,2,dcec-l2,auto"`` → their keys; ``"all"`` stays one key."""
     keys = [k.strip() for k in value.split(",")]
+    if not all(keys):
+        raise NetbuilderError(f"-a {value!r}: expected comma-separated arch indices or names, 'auto', or 'all'")
+    return keys
+
+
+def parse_arch_list(value: str, specs: Sequence[dict[str, Any]], source: str) -> list[int | str]:
+    """``"0,2,dcec-l2,auto"`` or ``"all"`` → arch indices (in the given order, duplicates dropped; ``"auto"``
+    kept as such); a bad entry raises the one-line error of :func:`select_arch`."""
     if value.strip().lower() == "all":
         return list(range(len(specs)))
-    if not all(keys):
-        raise NetbuilderError(f"-a {value!r}: expected comma-separated arch indices or names, or 'all'")
-    indices: list[int] = []
-    for key in keys:
-        index, _ = select_arch(specs, int(key) if key.isdigit() else key, source)
+    indices: list[int | str] = []
+    for key in arch_keys(value):
+        index: int | str = AUTO if is_auto(key) else select_arch(specs, int(key) if key.isdigit() else key, source)[0]
         if index not in indices:
             indices.append(index)
     return indices
@@ -140,14 +147,23 @@ def check_archs(dataset: str, arch_list: str, *, archs: str | None, out: str,
     """The archs file, the archs of ``arch_list`` and the first one's context, all checked before any training:
     the whole file validates (as every stage requires), every entry names an arch, every arch fits the data
     (``data``: the dataset options of :func:`prepare`, e.g. ``split``, ``image_size``, ``window``)."""
-    arch_file = resolve_arch_file(archs or dataset)
-    specs = load_arch_file(arch_file)
+    if arch_list.strip().lower() == "all" and not archs and dataset_arch_file(dataset) is None:
+        arch_list = AUTO  # own data with no archs file: "all" the archs there are is the derived one
+    only_auto = all(is_auto(k) for k in arch_keys(arch_list))
+    arch_file = Path(AUTO) if only_auto and not archs else resolve_arch_file(archs or dataset)
+    specs = [] if only_auto and not archs else load_arch_file(arch_file)
     indices = parse_arch_list(arch_list, specs, str(arch_file))
-    ctx = prepare(dataset, indices[0], archs=str(arch_file), out=out, device="cpu", progress=False, **data)
+    ctx = prepare(dataset, indices[0], archs=None if is_auto(indices[0]) else str(arch_file), out=out, device="cpu",
+                  progress=False, **data)
     # Shapes depend on the data (e.g. a conv stack too deep for 8×8 images): plan each arch for it now.
     shape = tuple(ctx.dataset.shape)
-    cands = [Candidate(i, specs[i]["name"], int(resolve_with_context(specs[i], source=str(arch_file), index=i,
-                                                                     input_shape=shape)[1].params)) for i in indices]
+    auto = auto_spec(shape, ctx.dataset.n_classes)
+
+    def params(spec: dict[str, Any], i: int | None) -> int:
+        return int(resolve_with_context(spec, source=str(arch_file), index=i, input_shape=shape)[1].params)
+
+    cands = [Candidate(AUTO, auto["name"], params(auto, None)) if is_auto(i)
+             else Candidate(i, specs[i]["name"], params(specs[i], int(i))) for i in indices]
     return arch_file, cands, ctx
 
 
@@ -162,7 +178,7 @@ def train_pairs(dataset: str, arch_file: Path, cands: Sequence[Candidate], ds_di
         say(f"[{n}/{len(pairs)}] {cand.name} seed {seed}: running")
         before = stage_times(ws)
         t = time.perf_counter()
-        info = run_all(dataset, cand.index, archs=str(arch_file), **{**run_kw, "out": str(root)}, seed=seed,
+        info = run_all(dataset, cand.index, archs=None if is_auto(cand.index) else str(arch_file), **{**run_kw, "out": str(root)}, seed=seed,
                        visualize=False, progress=False, echo=False)
         rec = run_record(info, ws, seed)
         runs.append(rec)
@@ -250,7 +266,8 @@ def _figure(rows: Sequence[dict[str, Any]], path: Path, title: str) -> None:
 @click.command("compare")
 @click.option("-d", "--dataset", required=True, help="Dataset name or folder:PATH (case-insensitive).")
 @click.option("-a", "--arch", "arch_list", default="all", show_default=True,
-              help="Comma-separated arch indices or names (0,2,dcec-l2), or all.")
+              help="Comma-separated arch indices or names (0,2,dcec-l2), 'auto' (the arch derived from the data's "
+                   "shape), or all (auto when the dataset has no archs file).")
 @click.option("--archs", type=click.Path(dir_okay=False), default=None, help="Archs JSON file [default: archs/<dataset>.json].")
 @click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True, help="Seeds 0..N-1 per arch.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the pretrain epochs of every arch.")
