@@ -127,7 +127,7 @@ def test_agreement_statistics():
 def test_auto_arch_joins_a_comparison(tmp_path):
     archs = tmp_path / "tiny.json"
     archs.write_text(json.dumps(TINY))
-    result = invoke("--archs", str(archs), "-a", "tiny-a,auto", "--seeds", "1", "--epochs", "1", "--cluster-epochs",
+    result = invoke("--archs", str(archs), "-a", "tiny-a,auto,0", "--seeds", "1", "--epochs", "1", "--cluster-epochs",
                     "1", "--out", str(tmp_path / "out"), "--json")
     assert result.exit_code == 0, result.output
     rows = {r["arch"]: r for r in json.loads(result.stdout)["rows"]}

@@ -50,15 +50,15 @@ def arch_keys(value: str) -> list[str]:
 
 
 def parse_arch_list(value: str, specs: Sequence[dict[str, Any]], source: str) -> list[int | str]:
-    """``"0,2,dcec-l2,auto"`` or ``"all"`` → arch indices (in the given order, duplicates dropped; ``"auto"``
+    """``"0,2,dcec-l2,auto"``, ``"all"`` or ``"all,auto"`` → arch indices (in the given order, duplicates dropped; ``"auto"``
     kept as such); a bad entry raises the one-line error of :func:`select_arch`."""
-    if value.strip().lower() == "all":
-        return list(range(len(specs)))
     indices: list[int | str] = []
     for key in arch_keys(value):
-        index: int | str = AUTO if is_auto(key) else select_arch(specs, int(key) if key.isdigit() else key, source)[0]
-        if index not in indices:
-            indices.append(index)
+        if key.lower() == "all":
+            found: list[int | str] = list(range(len(specs)))
+        else:
+            found = [AUTO if is_auto(key) else select_arch(specs, int(key) if key.isdigit() else key, source)[0]]
+        indices.extend(i for i in found if i not in indices)
     return indices
 
 
