@@ -96,6 +96,24 @@ def test_report_rows_metrics_and_files(report):
     assert np.isnan(oof[:WINDOW - 1]).all() and not np.isnan(oof[WINDOW - 1:]).any()
     assert json.loads((pathlib.Path(d) / "manifest.json").read_text())["complete"]
     assert pathlib.Path(report["plots"]["scores_time"]).is_file()
+    rows = {r["name"]: r for r in report["rows"]}
+    v = report["verdict"]
+    assert (v["detector"], v["baseline"]) == ("AE residual T²", "PCA SPE")
+    assert v["fdr_gain"] == rows["AE residual T²"]["mean"]["fdr"] - rows["PCA SPE"]["mean"]["fdr"]
+    assert v["met"] == (v["fdr_gain"] >= 0.05 and v["far"] <= 0.02)
+    assert "AE residual T² vs PCA SPE: mean FDR" in (pathlib.Path(d) / "report.md").read_text()
+
+
+def test_verdict_needs_the_gain_and_the_false_alarm_limit():
+    from netbuilder.anomaly.tep_report import verdict
+
+    def rows(fdr_ae, far_ae, fdr_pca):
+        return [{"name": "AE residual T²", "far": far_ae, "mean": {"fdr": fdr_ae}},
+                {"name": "PCA SPE", "far": 0.0, "mean": {"fdr": fdr_pca}}]
+    assert verdict(rows(0.80, 0.01, 0.72))["met"]
+    assert not verdict(rows(0.76, 0.01, 0.72))["met"]   # gain 0.04 < 0.05
+    assert not verdict(rows(0.90, 0.03, 0.72))["met"]   # FAR over 0.02
+    assert verdict(rows(0.80, 0.01, 0.72)[:1]) is None  # no baseline row
 
 
 def test_cli_json_and_missing_directory(fake_tep, tmp_path):

@@ -21,6 +21,15 @@ FILES = {"weights": "weights.safetensors", "standardizer": "standardizer.json", 
          "markdown": "report.md"}
 
 
+def verdict_line(report: dict[str, Any]) -> str:
+    """One sentence on the pre-registered comparison (empty when the report has no such rows)."""
+    v = report.get("verdict")
+    if not v:
+        return ""
+    return (f"{v['detector']} vs {v['baseline']}: mean FDR {v['fdr_gain']:+.3f} at FAR {v['far']:.3f} on d00_te.dat "
+            f"(goal: {v['goal']}): {'met' if v['met'] else 'not met'}")
+
+
 def _markdown(report: dict[str, Any]) -> str:
     rows = report["rows"]
     lines = [f"# TEP fault detection: {report['arch']} ({report['score']}) vs PCA", "",
@@ -39,6 +48,8 @@ def _markdown(report: dict[str, Any]) -> str:
         delay = "-" if m["delay"] is None else f"{m['delay']:.1f}"
         lines.append(f"| {r['name']} | {m['fdr']:.3f} | {m['auc']:.3f} | {delay} | {r['far']:.3f} | "
                      f"{r['threshold']:.4g} |")
+    if verdict_line(report):
+        lines += ["", verdict_line(report) + "."]
     lines += ["", "Per fault (run evaluated: test = dNN_te.dat, train = dNN.dat):", "", "```",
               process.format_table(rows, report["faults"]), "```", ""]
     return "\n".join(lines)
@@ -51,7 +62,8 @@ def report_text(report: dict[str, Any]) -> str:
             f"components, {report['pca']['explained_variance']:.0%} variance): thresholds at "
             f"{report['far_target']:.3g} false alarms on held-out normal data; means over "
             f"{len(report['rows'][0]['mean']['faults'])} faults (not {skipped})")
-    lines = [head, process.summary_table(report["rows"]), "", process.format_table(report["rows"], report["faults"]),
+    lines = [head, process.summary_table(report["rows"]), *filter(None, [verdict_line(report)]), "",
+             process.format_table(report["rows"], report["faults"]),
              f"report: {report['dir']}"]
     if report["plots"]:
         lines.append(f"plots: {', '.join(report['plots'].values())}")
