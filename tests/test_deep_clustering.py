@@ -96,6 +96,20 @@ def test_bad_arguments_fail_in_fit_with_one_line():
         DeepClustering(TINY, n_clusters=2, objective="bogus").fit(X)
     with pytest.raises(NetbuilderError, match="cannot make 30 clusters from 20 samples"):
         DeepClustering(TINY, n_clusters=30).fit(X)
+    with pytest.raises(NetbuilderError, match="Expected a positive integer or 'auto'. Received n_clusters='many'"):
+        DeepClustering(TINY, n_clusters="many").fit(X)
+
+
+def test_auto_number_of_clusters_finds_four_blobs():
+    centres = np.array([[8, 0, 0, 0], [0, 8, 0, 0], [0, 0, 8, 0], [0, 0, 0, 8]], dtype=float)
+    X = np.repeat(centres, 40, axis=0) + np.random.default_rng(4).normal(size=(160, 4))
+    est = DeepClustering(TINY, n_clusters="auto", objective="kmeans", epochs=30, batch_size=16, lr=1e-2,
+                         cluster_epochs=1, device="cpu", random_state=0).fit(X)
+    assert est.k_selection_.k == est.n_clusters_ == 4 and est.cluster_centers_.shape == (4, 2)
+    assert clustering_scores(np.repeat(np.arange(4), 40), est.labels_)["acc"] >= 0.95
+    # The curve it chose from: the largest eigengap is the chosen k's.
+    assert est.k_selection_.ks[int(np.argmax(est.k_selection_.gaps))] == 4
+    assert DeepClustering(TINY, n_clusters=4, epochs=1).fit(X).k_selection_ is None
 
 
 def test_scikit_learn_estimator_checks():

@@ -41,6 +41,7 @@ from ..train import RunLog, encode_all, resolve_device, seed_everything, seeded
 from .arrays import ArrayScaler, find_arch, sample_shape
 from .autoencoder import build_model, fit_autoencoder
 from .clustering import fit_clustering
+from .kselect import select_k
 from .objectives import cluster_settings, objective_class
 from .scores import centroid_distance
 
@@ -72,8 +73,10 @@ class DeepClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         ``"auto"`` (default: derived from the samples' shape, see ``netbuilder arch show auto``), a spec dict (as
         in an archs file), an archs JSON file (its first arch), or the name of a shipped arch (``"digits-dense"``,
         ``"dcec-l2"``, …); with ``archs`` also an index.
-    n_clusters : int | None
-        Number of clusters (default: the arch's ``clustering.n_clusters``).
+    n_clusters : int | "auto" | None
+        Number of clusters (default: the arch's ``clustering.n_clusters``); ``"auto"`` chooses it after
+        pretraining from the codes' kNN-graph eigengap (:mod:`netbuilder.core.kselect`, as ``--clusters auto``;
+        the curve is kept in ``k_selection_``).
     objective : str | None
         The clustering objective (default: the arch's ``training.cluster.loss``, then ``kld``).
     archs : str | None
@@ -95,7 +98,8 @@ class DeepClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     labels_, cluster_centers_ (code space), n_clusters_, n_features_in_ (``X.shape[1]``, scikit-learn's
     definition; for images the channels), sample_size_ (values per sample), model_ (the trained autoencoder),
     spec_, input_shape_ (one sample as the model sees it), history_ (epoch records of both phases),
-    scaler_ (how values map to the model's [0, 1] input).
+    scaler_ (how values map to the model's [0, 1] input), k_selection_ (with ``n_clusters="auto"``: the
+    eigengap curve the number was chosen from, else None).
     """
 
     def __init__(self, arch: dict[str, Any] | str | int = "auto", n_clusters: int | None = None,
@@ -120,12 +124,17 @@ class DeepClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     def fit(self, X: Any, y: Any = None) -> "DeepClustering":
         """Pretrain the autoencoder on ``X`` and cluster its codes (``y`` is ignored)."""
         arr = self._validate(X, reset=True)
-        spec, source = find_arch(self.arch, self.archs, sample_shape(arr, None), self.n_clusters)
+        auto_k = isinstance(self.n_clusters, str) and self.n_clusters == "auto"
+        if not auto_k and self.n_clusters is not None and (
+                isinstance(self.n_clusters, (str, bool)) or not isinstance(self.n_clusters, (int, np.integer))):
+            raise NetbuilderError("Invalid value for argument `n_clusters`. Expected a positive integer or 'auto'. "
+                                  f"Received n_clusters={self.n_clusters!r}.")
+        spec, source = find_arch(self.arch, self.archs, sample_shape(arr, None), None if auto_k else self.n_clusters)
         shape = sample_shape(arr, tuple(spec["input_shape"]))
-        k = self.n_clusters or (spec.get("clustering") or {}).get("n_clusters")
-        if not k or int(k) < 1:
-            raise NetbuilderError("Invalid value for argument `n_clusters`. Expected a positive integer (or an arch "
-                                  f"with clustering.n_clusters). Received n_clusters={self.n_clusters!r}.")
+        k = 0 if auto_k else self.n_clusters or (spec.get("clustering") or {}).get("n_clusters")
+        if not auto_k and (not k or int(k) < 1):
+            raise NetbuilderError("Invalid value for argument `n_clusters`. Expected a positive integer, 'auto' (or "
+                                  f"an arch with clustering.n_clusters). Received n_clusters={self.n_clusters!r}.")
         k = int(k)
         if len(arr) < k:
             raise NetbuilderError(f"cannot make {k} clusters from {len(arr)} samples")
@@ -147,6 +156,12 @@ class DeepClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         with _threads(training.get("threads")), seeded(seed):
             model = build_model(spec, shape, source).to(device)
             pre = fit_autoencoder(model, data, pre_hp, seed=seed, device=device, progress=False, log=log)
+            self.k_selection_ = None
+            if auto_k:
+                self.k_selection_ = select_k(encode_all(model, data, device), k_max=int(cl_hp["auto_k_max"]),
+                                             n_neighbors=int(cl_hp["auto_neighbors"]))
+                k = self.k_selection_.k
+                log.info(self.k_selection_.table())
             seed_everything(seed)  # as `netbuilder cluster` does: the clustering phase starts from the seed
             alpha = float((spec.get("clustering") or {}).get("alpha", 1.0))
             obj = objective_class(loss)(cl_hp, k, alpha=alpha, device=device, log=log.info)
