@@ -226,7 +226,7 @@ def compare(dataset: str, arch_list: str = "all", *, archs: str | None = None, s
                          "runs": [{k: v for k, v in r.items() if k != "pred"} for r in runs],
                          "wall_s": round(wall, 1), "files": {k: str(v) for k, v in files.items()}})
     headers, cells = table(rows)
-    title = f"{ctx.dataset.name}: {len(cands)} archs × {seeds} seeds"
+    title = f"{ds_dir}: {len(cands)} archs × {seeds} seeds"
     write_json(files["json"], result)
     write_text(files["md"], markdown(title, headers, cells, notes))
     _figure(rows, files["png"], title)
