@@ -50,8 +50,8 @@ def arch_keys(value: str) -> list[str]:
 
 
 def parse_arch_list(value: str, specs: Sequence[dict[str, Any]], source: str) -> list[int | str]:
-    """``"0,2,dcec-l2,auto"``, ``"all"`` or ``"all,auto"`` → arch indices (in the given order, duplicates dropped; ``"auto"``
-    kept as such); a bad entry raises the one-line error of :func:`select_arch`."""
+    """``"0,2,dcec-l2,auto"``, ``"all"`` or ``"all,auto"`` → arch indices (in the given order, duplicates
+    dropped; ``"auto"`` kept as such); a bad entry raises the one-line error of :func:`select_arch`."""
     indices: list[int | str] = []
     for key in arch_keys(value):
         if key.lower() == "all":
@@ -178,7 +178,8 @@ def train_pairs(dataset: str, arch_file: Path, cands: Sequence[Candidate], ds_di
         say(f"[{n}/{len(pairs)}] {cand.name} seed {seed}: running")
         before = stage_times(ws)
         t = time.perf_counter()
-        info = run_all(dataset, cand.index, archs=None if is_auto(cand.index) else str(arch_file), **{**run_kw, "out": str(root)}, seed=seed,
+        info = run_all(dataset, cand.index, archs=None if is_auto(cand.index) else str(arch_file),
+                       **{**run_kw, "out": str(root)}, seed=seed,
                        visualize=False, progress=False, echo=False)
         rec = run_record(info, ws, seed)
         runs.append(rec)
@@ -266,8 +267,8 @@ def _figure(rows: Sequence[dict[str, Any]], path: Path, title: str) -> None:
 @click.command("compare")
 @click.option("-d", "--dataset", required=True, help="Dataset name or folder:PATH (case-insensitive).")
 @click.option("-a", "--arch", "arch_list", default="all", show_default=True,
-              help="Comma-separated arch indices or names (0,2,dcec-l2), 'auto' (the arch derived from the data's "
-                   "shape), or all (auto when the dataset has no archs file).")
+              help="Comma-separated arch indices or names (0,2,dcec-l2), 'auto' (the arch derived from the "
+                   "data's shape), or all (auto when the dataset has no archs file).")
 @click.option("--archs", type=click.Path(dir_okay=False), default=None, help="Archs JSON file [default: archs/<dataset>.json].")
 @click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True, help="Seeds 0..N-1 per arch.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the pretrain epochs of every arch.")

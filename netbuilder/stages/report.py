@@ -1,5 +1,5 @@
-"""Stage 3: the metrics table — raw pixels (or raw series) + k-means and + UMAP + k-means, autoencoder + k-means, and each clustering
-stage (plus the extra rows a stage's objective reports, e.g. dcca's best activation map)."""
+"""Stage 3: the metrics table — raw pixels (or raw series) + k-means and + UMAP + k-means, autoencoder + k-means,
+and each clustering stage (plus the extra rows a stage's objective reports, e.g. dcca's best activation map)."""
 from __future__ import annotations
 
 import json
