@@ -125,8 +125,8 @@ class DeepClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         """Pretrain the autoencoder on ``X`` and cluster its codes (``y`` is ignored)."""
         arr = self._validate(X, reset=True)
         auto_k = isinstance(self.n_clusters, str) and self.n_clusters == "auto"
-        if not auto_k and self.n_clusters is not None and (
-                isinstance(self.n_clusters, (str, bool)) or not isinstance(self.n_clusters, (int, np.integer))):
+        if not (auto_k or self.n_clusters is None or (isinstance(self.n_clusters, (int, np.integer))
+                                                      and not isinstance(self.n_clusters, bool))):
             raise NetbuilderError("Invalid value for argument `n_clusters`. Expected a positive integer or 'auto'. "
                                   f"Received n_clusters={self.n_clusters!r}.")
         spec, source = find_arch(self.arch, self.archs, sample_shape(arr, None), None if auto_k else self.n_clusters)

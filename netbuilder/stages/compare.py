@@ -157,13 +157,14 @@ def check_archs(dataset: str, arch_list: str, *, archs: str | None, out: str,
                   progress=False, **data)
     # Shapes depend on the data (e.g. a conv stack too deep for 8×8 images): plan each arch for it now.
     shape = tuple(ctx.dataset.shape)
-    auto = auto_spec(shape, ctx.dataset.n_classes)
 
-    def params(spec: dict[str, Any], i: int | None) -> int:
-        return int(resolve_with_context(spec, source=str(arch_file), index=i, input_shape=shape)[1].params)
+    def candidate(i: int | str) -> Candidate:
+        spec = auto_spec(shape, ctx.dataset.n_classes) if is_auto(i) else specs[int(i)]
+        plan = resolve_with_context(spec, source=str(arch_file), index=None if is_auto(i) else int(i),
+                                    input_shape=shape)[1]
+        return Candidate(i, spec["name"], int(plan.params))
 
-    cands = [Candidate(AUTO, auto["name"], params(auto, None)) if is_auto(i)
-             else Candidate(i, specs[i]["name"], params(specs[i], int(i))) for i in indices]
+    cands = [candidate(i) for i in indices]
     return arch_file, cands, ctx
 
 
