@@ -48,12 +48,19 @@ FINAL_STEPS = {"manifold": "none", "cluster_method": "kmeans"}
 
 
 def check_final_step(loss: str, settings: Mapping[str, Any], path: tuple[str, ...] = ()) -> None:
-    """A manifold step or another clustering method is a final clustering: it only goes with loss none."""
+    """A manifold step or another clustering method is a final clustering: it only goes with an objective that
+    starts from one (loss none, selflabel)."""
+    from .core.objectives import OBJECTIVES
+
+    cls = OBJECTIVES.get(loss)
+    if cls is not None and cls.final_step:
+        return
+    users = ", ".join(n for n, c in OBJECTIVES.items() if c.final_step)
     for key, neutral in FINAL_STEPS.items():
         value = settings.get(key) or neutral
-        if value != neutral and loss != "none":
-            raise RuleViolation((*path, key), f"{key} {value} is a final clustering step: use it with loss none "
-                                              f"(got loss {loss})")
+        if value != neutral:
+            raise RuleViolation((*path, key), f"{key} {value} is a final clustering step: use it with loss "
+                                              f"{users} (got loss {loss})")
 
 
 def check_arch_training(spec: Mapping[str, Any]) -> None:

@@ -41,6 +41,7 @@ class Objective:
     title: ClassVar[str] = ""
     settings: ClassVar[tuple[Setting, ...]] = ()
     trains: ClassVar[bool] = True
+    final_step: ClassVar[bool] = False   # whether the manifold / cluster_method settings apply (check_final_step)
     loss_titles: ClassVar[dict[str, str]] = {}   # titles of the loss parts it logs, for the curves
 
     def __init__(self, hp: dict[str, Any], n_clusters: int, *, alpha: float = 1.0,

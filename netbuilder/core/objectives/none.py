@@ -23,14 +23,15 @@ class KMeansOnCodes(Objective):
     name = "none"
     title = "autoencoder + k-means (refit)"
     trains = False
+    final_step = True
     settings = (
-        Setting("manifold", "none", "Final clustering on a UMAP embedding of the codes (N2D); needs loss none.", str,
+        Setting("manifold", "none", "Final clustering on a UMAP embedding of the codes (N2D); needs loss none or selflabel.", str,
                 choices=MANIFOLDS),
         Setting("manifold_neighbors", 20, "Neighbours of the UMAP graph (manifold umap).", int, minimum=2),
         # --cluster-method, not --method: `run` and `visualize` already use --method for the plots' embedding.
         Setting("cluster_method", "kmeans", "Final clustering step: k-means, BIRCH, or Ward agglomerative (on "
                 "more than 10000 codes: fitted on a random 10000, the rest join the nearest cluster mean); "
-                "needs loss none.", str, choices=CLUSTER_METHODS),
+                "needs loss none or selflabel.", str, choices=CLUSTER_METHODS),
     )
 
     def start(self, model: nn.Module, images: Any, codes: np.ndarray, init_pred: np.ndarray,
