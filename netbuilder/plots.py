@@ -389,8 +389,9 @@ def pixel_errors(originals: np.ndarray, reconstructions: np.ndarray) -> np.ndarr
 def error_heatmap_grid(originals: np.ndarray, reconstructions: np.ndarray, path: str | Path,
                        titles: Sequence[str] | None = None, *, errors: np.ndarray | None = None,
                        vmin: float | None = None, vmax: float | None = None, title: str | None = None,
-                       ncol: int = 10, cmap: str = "magma") -> HeatmapResult:
-    """Original / reconstruction / per-pixel error rows with ONE colour scale for all error maps.
+                       ncol: int = 10, cmap: str = "magma", second: str = "reconstruction") -> HeatmapResult:
+    """Original / reconstruction / per-pixel error rows with ONE colour scale for all error maps (``second``
+    names the middle row, e.g. "nearest training image" for the knn score).
 
     The error maps share ``vmin``/``vmax`` (default: the global min and max of ``errors``) and one colorbar,
     so a brighter map means a larger error, comparable across the whole grid. ``errors`` (``N×H×W``)
@@ -412,7 +413,7 @@ def error_heatmap_grid(originals: np.ndarray, reconstructions: np.ndarray, path:
         part = slice(start, start + ncol)
         rows.append(_Row(orig[part], label="original", titles=list(titles[part]) if titles is not None else (),
                          gap=0.25 if start else 0.0))
-        rows.append(_Row(rec[part], label="reconstruction"))
+        rows.append(_Row(rec[part], label=second))
         rows.append(_Row(err[part][..., None], label="squared error", cmap=cmap, vmin=lo, vmax=hi, heat=True))
     out = _rows_figure(rows, ncol, path, title, colorbar_label="per-pixel squared error")
     return HeatmapResult(out, lo, hi)

@@ -134,3 +134,17 @@ def test_a_collapsed_autoencoder_warns(zero_split, monkeypatch, device):
 
 def test_a_trained_detector_does_not_warn(fitted):
     assert fitted.fit_warnings_ == [] and fitted.output_variation_ > 0.05 and fitted.error_vs_mean_ < 1.0
+
+
+def test_knn_needs_no_training_and_is_saved_with_its_reference(digits, zero_split, tmp_path, device):
+    det = AutoencoderAnomalyDetector("digits-dense", "DIGITS", score="knn", seed=0, device=str(device))
+    det.fit(zero_split.train_images)
+    assert det.history_ == [] and det.hyperparameters_["epochs"] == 0 and det.output_variation_ is None
+    scores = det.decision_function(zero_split.test_images)
+    # Measured: 1.000 on this split (the 5-neighbour cosine to the training zeros).
+    assert evaluate(zero_split.test_labels, scores, det.threshold_)["auc"] > AUC_FLOOR
+    near = det.compared_with(zero_split.test_images[:3])
+    assert near.shape == zero_split.test_images[:3].shape and 0.0 <= near.min() and near.max() <= 1.0
+    back = AutoencoderAnomalyDetector.load(det.save(tmp_path / "knn"), device=str(device))
+    assert (tmp_path / "knn" / "reference.npy").exists()
+    assert np.array_equal(back.decision_function(zero_split.test_images), scores)

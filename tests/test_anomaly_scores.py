@@ -128,3 +128,17 @@ def test_unsupervised_and_errors():
     assert resolve_target(ds, "B", "one-class") == 1 and resolve_target(ds, "2", "one-class") == 2
     with pytest.raises(NetbuilderError, match="fraction"):
         protocols.holdout(ds.labels, len(ds), 1.5)
+
+
+def test_knn_cosine_score_by_hand_and_leaves_an_image_out_of_its_own_neighbours():
+    from netbuilder.core.scores import knn_cosine_score, nearest_reference
+
+    ref = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0]], dtype=np.float32).reshape(4, 1, 1, 3)
+    query = np.array([[2, 0, 0], [0, 0, 3]], dtype=np.float32).reshape(2, 1, 1, 3)
+    # Brightness does not matter: [2,0,0] is [1,0,0]; its two nearest are [1,0,0] (cos 1) and [1,1,0] (0.707).
+    assert np.allclose(knn_cosine_score(query, ref, k=1), [0.0, 0.0], atol=1e-6)
+    assert np.allclose(knn_cosine_score(query, ref, k=2), [1 - (1 + 2 ** -0.5) / 2, 1 - 0.5], atol=1e-6)
+    assert np.array_equal(nearest_reference(query, ref), ref[[0, 2]])
+    # Scored against itself, [1,0,0]'s nearest other image is [1,1,0]; a copy would find itself (cos 1).
+    assert np.isclose(knn_cosine_score(ref, ref, k=1)[0], 1 - 2 ** -0.5, atol=1e-6)
+    assert np.isclose(knn_cosine_score(ref.copy(), ref, k=1)[0], 0.0, atol=1e-6)

@@ -46,6 +46,7 @@ STATE_FILE = "threshold.json"
 WEIGHTS_FILE = "weights.safetensors"
 CENTROIDS_FILE = "centroids.npy"
 TRAIN_SCORES_FILE = "train_scores.npy"
+REFERENCE_FILE = "reference.npy"   # the knn score's training images
 FORMAT_VERSION = 1
 CONSTANT_BELOW = 0.02   # output_variation under this: one output image for every input
 
@@ -199,12 +200,17 @@ class AutoencoderAnomalyDetector(BaseEstimator):
             log = RunLog(self.log_stem, echo=bool(self.verbose))
             log.info(f"anomaly: training '{arch.spec.get('name')}' on {len(X)} images for score '{self.score}' on "
                      f"{device}; " + ", ".join(f"{k}={v}" for k, v in hp.items()) + f", seed={self.seed}")
-            history = fit_autoencoder(model, X, hp, seed=int(self.seed), device=device, progress=self.progress,
-                                      log=log, desc="anomaly").history
+            if scorer.trains_model:
+                history = fit_autoencoder(model, X, hp, seed=int(self.seed), device=device,
+                                          progress=self.progress, log=log, desc="anomaly").history
+            else:
+                history, hp = [], {**hp, "epochs": 0}
+                log.info(f"anomaly: score '{self.score}' compares images directly; the autoencoder is not trained")
             self.score_state_: ScoreState = scorer.fit(model, X, ScoreFit(
                 k=self._k(arch), seed=int(self.seed), device=device, spec=arch.spec, recon_loss=hp["recon_loss"],
                 cluster_epochs=self.cluster_epochs, progress=self.progress, log=log))
         self.centroids_ = self.score_state_.centroids
+        self.reference_ = self.score_state_.reference
         self.normal_cluster_ = self.score_state_.normal_cluster
         self.model_ = model.eval()
         self.device_ = device
@@ -215,7 +221,9 @@ class AutoencoderAnomalyDetector(BaseEstimator):
         self.history_ = history
         self.fit_seconds_ = time.perf_counter() - t0
         self.fit_warnings_: list[str] = []
-        self._check_collapse(X, hp)
+        self.output_variation_ = self.error_vs_mean_ = None
+        if scorer.trains_model:
+            self._check_collapse(X, hp)
         self.decision_scores_ = self.decision_function(X)
         val_scores = self.decision_function(X_val) if X_val is not None else None
         self.threshold_info_: Threshold = select_threshold(
@@ -289,8 +297,17 @@ class AutoencoderAnomalyDetector(BaseEstimator):
         """Anomaly scores of ``X`` (float64, higher = more anomalous)."""
         self._check_fitted()
         arr = self._check_input(X)
-        state = ScoreState(centroids=self.centroids_, normal_cluster=self.normal_cluster_)
-        return get_score(self.score).score(self.model_, arr, self.device_, state)
+        return get_score(self.score).score(self.model_, arr, self.device_, self._state())
+
+    def compared_with(self, X: Any) -> np.ndarray:
+        """What the score compares each image with (float images in [0, 1]): its reconstruction, or for ``knn``
+        the nearest training image."""
+        self._check_fitted()
+        return get_score(self.score).counterpart(self.model_, self._check_input(X), self.device_, self._state())
+
+    def _state(self) -> ScoreState:
+        return ScoreState(centroids=self.centroids_, normal_cluster=self.normal_cluster_,
+                          reference=getattr(self, "reference_", None))
 
     def predict(self, X: Any) -> np.ndarray:
         """0/1 labels, 1 = anomaly (``decision_function(X) > threshold_``)."""
@@ -323,7 +340,8 @@ class AutoencoderAnomalyDetector(BaseEstimator):
             "params": params, "hyperparameters": self.hyperparameters_, "spec": self.spec_,
             "arch_file": self.arch_file_,
             "files": {"weights": WEIGHTS_FILE, "train_scores": TRAIN_SCORES_FILE,
-                      **({"centroids": CENTROIDS_FILE} if self.centroids_ is not None else {})},
+                      **({"centroids": CENTROIDS_FILE} if self.centroids_ is not None else {}),
+                      **({"reference": REFERENCE_FILE} if self._state().reference is not None else {})},
         }
 
     def save(self, directory: str | Path) -> Path:
@@ -335,6 +353,8 @@ class AutoencoderAnomalyDetector(BaseEstimator):
         save_weights(d / WEIGHTS_FILE, self.model_.state_dict())
         if self.centroids_ is not None:
             write_npy(d / CENTROIDS_FILE, np.asarray(self.centroids_, dtype=np.float32))
+        if self._state().reference is not None:
+            write_npy(d / REFERENCE_FILE, np.asarray(self.reference_))
         write_npy(d / TRAIN_SCORES_FILE, np.asarray(self.decision_scores_, dtype=np.float64))
         write_json(d / STATE_FILE, self.state_record())
         return d
@@ -369,6 +389,7 @@ class AutoencoderAnomalyDetector(BaseEstimator):
         load_into(model, load_weights(d / WEIGHTS_FILE), d / WEIGHTS_FILE)
         det.model_ = model.to(det.device_).eval()
         det.centroids_ = load_array(d / CENTROIDS_FILE) if (d / CENTROIDS_FILE).exists() else None
+        det.reference_ = load_array(d / REFERENCE_FILE) if (d / REFERENCE_FILE).exists() else None
         det.decision_scores_ = load_array(d / TRAIN_SCORES_FILE) if (d / TRAIN_SCORES_FILE).exists() else None
         if det.decision_scores_ is not None:
             det.labels_ = (det.decision_scores_ > det.threshold_).astype(np.int64)

@@ -91,7 +91,7 @@ def extremes(scores: Any, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
 
 def extremes_grid(images: np.ndarray, scores: Any, reconstruct: Callable[[np.ndarray], np.ndarray],
                   path: str | Path, *, n: int = 10, captions: Sequence[str] | None = None,
-                  title: str | None = None):
+                  title: str | None = None, second: str = "reconstruction"):
     """The ``n`` most anomalous images (first block, highest score first) and the ``n`` most typical
     (second block, lowest first), each with its reconstruction and per-pixel squared-error map; all error
     maps share ONE colour scale (and one colorbar), so brightness compares across the whole grid.
@@ -109,7 +109,7 @@ def extremes_grid(images: np.ndarray, scores: Any, reconstruct: Callable[[np.nda
     head = f"first block: {len(top)} most anomalous; second block: {len(bottom)} most typical"
     sel = np.asarray(images)[pick]
     return error_heatmap_grid(sel, reconstruct(sel), path, titles=titles, ncol=max(1, len(top)),
-                              title=f"{title}\n{head}" if title else head)
+                              title=f"{title}\n{head}" if title else head, second=second)
 
 
 def score_timelines(panels: Sequence[tuple[str, dict[str, np.ndarray], int | None]], thresholds: dict[str, float],
