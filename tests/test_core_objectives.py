@@ -97,3 +97,46 @@ def test_unknown_objective_is_a_one_line_error():
 
 def test_display_order_puts_builtins_first():
     assert objective_names()[:3] == ["none", "kmeans", "kld"]
+
+
+
+def _bars(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """8×8 uint8 images of one horizontal (class 0) or vertical (class 1) bar at a random place, plus noise."""
+    y = rng.integers(0, 2, n)
+    x = rng.integers(0, 60, (n, 1, 8, 8))
+    pos = rng.integers(0, 8, n)
+    for i in range(n):
+        if y[i]:
+            x[i, 0, :, pos[i]] = 255
+        else:
+            x[i, 0, pos[i], :] = 255
+    return x.astype(np.uint8), y.astype(np.int64)
+
+
+def test_selflabel_corrects_a_minority_of_wrong_labels_and_relabels_on_schedule(monkeypatch):
+    from netbuilder.core.objectives.selflabel import SelfLabelling
+
+    rng = np.random.default_rng(0)
+    images, truth = _bars(1000, rng)
+    noisy = truth.copy()
+    flip = rng.random(len(noisy)) < 0.2
+    noisy[flip] = 1 - noisy[flip]
+    start = SelfLabelling.start
+
+    def start_from_noisy_labels(self, model, images, codes, init_pred, centres, seed):
+        start(self, model, images, codes, noisy, centres, seed)
+        self.pred, self.labels = noisy, torch.from_numpy(noisy)  # k-means' clustering replaced by noisy labels
+
+    monkeypatch.setattr(SelfLabelling, "start", start_from_noisy_labels)
+    said = []
+    torch.manual_seed(0)
+    model = build_model(SPEC, (1, 8, 8))
+    hp = cluster_settings("selflabel").resolve({"loss": "selflabel", "epochs": 6, "lr": 1e-3, "batch_size": 64,
+                                                "relabel_every": 2})
+    obj = objective_class("selflabel")(hp, 2, device="cpu", log=said.append)
+    res = fit_clustering(model, images, obj, hp, seed=0, device=torch.device("cpu"))
+    assert clustering_scores(truth, noisy)["acc"] < 0.85
+    # The classifier learns the pattern most labels share before it can memorise the wrong ones; relabelling
+    # with its predictions then removes them. A classifier that memorised its labels would stay at 0.8.
+    assert clustering_scores(truth, res.pred)["acc"] > 0.97
+    assert sum("relabelled" in m for m in said) == 2  # after epochs 2 and 4 (6 epochs, every 2)

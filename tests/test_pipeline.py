@@ -85,11 +85,13 @@ def test_manifold_step_sharpens_clusters_of_l2_codes(tmp_path):
     assert c.shape == (10, 10)  # reported in code space, not in the embedding
 
 
-def test_manifold_requires_loss_none(tmp_path):
+def test_manifold_requires_loss_none_or_selflabel(tmp_path):
     pretrain("DIGITS", 0, out=str(tmp_path), epochs=1, echo=False, progress=False)
     from netbuilder.errors import NetbuilderError
-    with pytest.raises(NetbuilderError, match="use it with loss none"):
+    from netbuilder.rules import check_final_step
+    with pytest.raises(NetbuilderError, match="use it with loss none, selflabel"):
         cluster("DIGITS", 0, "kld", out=str(tmp_path), manifold="umap", echo=False, progress=False)
+    check_final_step("selflabel", {"manifold": "umap", "cluster_method": "birch"})  # starts from that step
 
 
 def test_top_level_python_api_names_the_stage_functions():

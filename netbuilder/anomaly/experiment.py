@@ -182,7 +182,7 @@ def run_target(inputs: Inputs, protocol: str, target: str | int | None, score: s
     write_manifest(out_dir, _manifest(inputs, split, detector, metrics, stage, seed, train_s, seconds, plot_files))
     return {"target": split.target, "class": split.target_name, **{k: metrics.get(k) for k in ("auc", "ap", "acc", "f1")},
             "threshold": thr, "threshold_method": info.method, "warning": info.warning,
-            "output_variation": None if detector.output_variation_ is None else round(detector.output_variation_, 4),
+            "output_variation": None if (ov := detector.output_variation_) is None else round(ov, 4),
             "n_train": int(len(split.train_images)), "n_test": int(metrics["n"]),
             "n_anomalies": metrics.get("n_anomalies"), "flagged": metrics["flagged"], "seconds": round(seconds, 2),
             "dir": str(out_dir), "plots": {k: str(v) for k, v in plot_files.items()}, "metrics": metrics,

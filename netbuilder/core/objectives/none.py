@@ -25,8 +25,8 @@ class KMeansOnCodes(Objective):
     trains = False
     final_step = True
     settings = (
-        Setting("manifold", "none", "Final clustering on a UMAP embedding of the codes (N2D); needs loss none or selflabel.", str,
-                choices=MANIFOLDS),
+        Setting("manifold", "none", "Final clustering on a UMAP embedding of the codes (N2D); needs loss none or "
+                "selflabel.", str, choices=MANIFOLDS),
         Setting("manifold_neighbors", 20, "Neighbours of the UMAP graph (manifold umap).", int, minimum=2),
         # --cluster-method, not --method: `run` and `visualize` already use --method for the plots' embedding.
         Setting("cluster_method", "kmeans", "Final clustering step: k-means, BIRCH, or Ward agglomerative (on "
