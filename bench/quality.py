@@ -45,6 +45,7 @@ RECIPES: dict[str, list[tuple[str, str, list[str]]]] = {
                               "cluster -d MNIST -a dcec-l2 --loss kmeans --epochs 5",
                               "cluster -d MNIST -a dcec-l2 --loss kld --epochs 5",
                               "cluster -d MNIST -a dcec-l2 --loss dkm --epochs 5",
+                              "cluster -d MNIST -a dcec-l2 --loss none --manifold umap",
                               "cluster -d MNIST -a dcec-l2",
                               "metrics -d MNIST -a dcec-l2"]),
     ],
@@ -96,7 +97,8 @@ PEERS = [("DEC (Xie et al. 2016)", 0.843, None), ("IDEC (Guo et al. 2017)", 0.88
 ROW_TITLES = {"pixels": "image pixels + k-means", "pretrain": "autoencoder + k-means",
               "cluster-kmeans": "autoencoder + k-means loss (5 epochs)", "cluster-kld": "autoencoder + KLD (5 epochs)",
               "cluster-dkm": "autoencoder + deep k-means (5 epochs)",
-              "cluster-none": "autoencoder + UMAP + k-means (netbuilder's default)"}
+              "cluster-none": "autoencoder + UMAP + k-means (the default before the 14th stop)",
+              "cluster-selflabel": "autoencoder + UMAP + k-means + self-labelling (netbuilder's default)"}
 
 
 def comparison_table(runs: list[dict]) -> str:

@@ -12,7 +12,7 @@ from ..cli_options import COMMON_OPTIONS, RUN_OPTIONS, apply_options, arch_key, 
 from ..settings import PRETRAIN
 from .protocols import PROTOCOLS, TEST_FRACTION, VAL_FRACTION
 from .report import format_table, summary_line
-from ..core.scores import SCORES
+from ..core.scores import SCORE_TITLES, SCORES
 
 # The detector trains in memory: there is no checkpoint to resume.
 NOT_FOR_DETECTOR = ("checkpoint_every",)
@@ -32,9 +32,8 @@ _FRACTION = click.FloatRange(min=0, max=1, min_open=True, max_open=True)
                    "unsupervised): a class name or index.")
 @click.option("--all-classes", is_flag=True, help="Run every class as --target; print a table (per class and mean).")
 @click.option("--score", type=click.Choice(SCORES), default="recon", show_default=True,
-              help="recon: reconstruction error; cosine: 1 - max cosine to k-means centroids (l2 archs only); "
-                   "centroid: distance to the nearest centroid; dcca: 2-cluster k-means-loss autoencoder, distance "
-                   "to the normal cluster's centre.")
+              help="; ".join(f"{name}: {title}" for name, title in SCORE_TITLES.items())
+              + " (cosine needs an l2 arch; dcca trains a 2-cluster k-means-loss autoencoder; knn trains nothing).")
 @click.option("--threshold", default="contamination", show_default=True,
               help="contamination (percentile of the training scores), f1 or accuracy (best on a labelled "
                    "validation split), or a number.")
@@ -69,6 +68,7 @@ def anomaly_cmd(dataset, arch, archs, out, data_dir, split, image_size, protocol
     \b
     Examples (the two MNIST tables of README):
       netbuilder anomaly -d MNIST -a dcec-l2 --protocol one-class --all-classes
+      netbuilder anomaly -d MNIST --protocol one-class --score knn --all-classes   # no training: seconds
       netbuilder anomaly -d MNIST --split test -a dcec-l2 --protocol contaminated --anomaly-ratio 0.01 \\
           --contamination 0.01 --score cosine --all-classes --epochs 100
       netbuilder anomaly -d folder:cracks --archs my_archs.json --protocol one-class --target Negative
