@@ -120,7 +120,7 @@ def test_validate_applies_cross_field_rules(tmp_path: Path) -> None:
     assert lines[0].startswith("FAIL 0 bce-linear: /training/recon_loss: Invalid value for argument `recon_loss`. "
                                "bce needs a sigmoid output")
     assert lines[1] == "FAIL 1 umap-kld: /training/cluster/manifold: manifold umap is a final clustering step: use " \
-                       "it with loss none (got loss kld)"
+                       "it with loss none, selflabel (got loss kld)"
     assert lines[2].startswith("ok   2 fine")
     result = _run("arch", "show", str(bad))
     assert result.exit_code == 2 and result.stderr.count("\n") == 1
