@@ -107,8 +107,9 @@ class AutoencoderAnomalyDetector(BaseEstimator):
         images' shape and ``n_clusters``; see :mod:`netbuilder.arch.auto`).
     archs : str | None
         An archs JSON file, or a dataset name standing for its shipped file (``"MNIST"``, ``"DIGITS"``).
-    score : {"recon", "cosine", "centroid", "dcca"}
-        See :mod:`netbuilder.core.scores`. ``cosine`` needs an arch with an l2-normalised latent.
+    score : {"recon", "cosine", "centroid", "dcca", "knn"}
+        See :mod:`netbuilder.core.scores`. ``cosine`` needs an arch with an l2-normalised latent; ``knn`` compares
+        images with the training images directly, and the autoencoder is not trained (``history_`` is empty).
     epochs, batch_size, lr, optimizer, schedule, augment, recon_loss, amp, momentum, weight_decay, drop_last :
         training settings (see :data:`netbuilder.settings.PRETRAIN`) (``None``: the
         arch's ``training`` section, then the ``pretrain`` defaults). ``recon_loss`` (``mse``/``bce``) is the
@@ -132,7 +133,7 @@ class AutoencoderAnomalyDetector(BaseEstimator):
     decision_scores_ : scores of the training images.  threshold_ : float.  labels_ : 0/1 of the training
     images (``decision_scores_ > threshold_``).  threshold_info_ : :class:`Threshold` (method, warning).
     model_ : the trained :class:`~netbuilder.arch.Autoencoder`.  centroids_ : k-means (or dcca) centres, or
-    ``None``.  normal_cluster_ : dcca's normal cluster.  train_stats_ / val_stats_ : score statistics.
+    ``None``.  reference_ : knn's training images, or ``None``.  normal_cluster_ : dcca's normal cluster.  train_stats_ / val_stats_ : score statistics.
     output_variation_, error_vs_mean_, fit_warnings_ : the training check (a :class:`TrainingCollapseWarning`
     when the output hardly depends on the input).  spec_, input_shape_, history_ (epoch records), fit_seconds_.
     """
