@@ -133,7 +133,8 @@ class AutoencoderAnomalyDetector(BaseEstimator):
     decision_scores_ : scores of the training images.  threshold_ : float.  labels_ : 0/1 of the training
     images (``decision_scores_ > threshold_``).  threshold_info_ : :class:`Threshold` (method, warning).
     model_ : the trained :class:`~netbuilder.arch.Autoencoder`.  centroids_ : k-means (or dcca) centres, or
-    ``None``.  reference_ : knn's training images, or ``None``.  normal_cluster_ : dcca's normal cluster.  train_stats_ / val_stats_ : score statistics.
+    ``None``.  reference_ : knn's training images, or ``None``.  normal_cluster_ : dcca's normal cluster.
+    train_stats_ / val_stats_ : score statistics.
     output_variation_, error_vs_mean_, fit_warnings_ : the training check (a :class:`TrainingCollapseWarning`
     when the output hardly depends on the input).  spec_, input_shape_, history_ (epoch records), fit_seconds_.
     """
