@@ -133,6 +133,12 @@ class _StopRequest:
             signal.signal(signal.SIGTERM, self._old)
 
 
+def epoch_steps(n: int, batch_size: int, drop_last: bool) -> int:
+    """Optimisation steps per epoch over ``n`` samples (a batch larger than the data is the whole data)."""
+    bs = max(1, min(int(batch_size), n))
+    return n // bs if drop_last and n >= bs else math.ceil(n / bs)
+
+
 def train(model: nn.Module, images: np.ndarray | torch.Tensor, loss_fn: LossFn, cfg: LoopConfig, *,
           device: torch.device, params: Iterable[nn.Parameter] | None = None, log: RunLog | None = None,
           before_step: StepHook | None = None, on_epoch_end: EpochHook | None = None,
@@ -156,7 +162,7 @@ def train(model: nn.Module, images: np.ndarray | torch.Tensor, loss_fn: LossFn, 
     if n == 0:
         raise NetbuilderError("cannot train on an empty dataset")
     bs = max(1, min(cfg.batch_size, n))
-    steps_per_epoch = n // bs if cfg.drop_last and n >= bs else math.ceil(n / bs)
+    steps_per_epoch = epoch_steps(n, cfg.batch_size, cfg.drop_last)
     model.to(device)
     par = parallel_policy(model)
     params = list(params if params is not None else model.parameters())

@@ -19,6 +19,7 @@ from torch import nn
 from ...clustering import class_means
 from ...settings import Setting
 from ...train.batches import map_batches
+from ...train.loop import epoch_steps
 from .base import register_objective
 from .none import KMeansOnCodes
 
@@ -60,10 +61,8 @@ class SelfLabelling(KMeansOnCodes):
         self.head = CosineClassifier(class_means(codes, self.pred, self.k, fallback=centres),
                                      float(self.hp["temperature"])).to(self.device)
         self.labels = torch.from_numpy(np.asarray(self.pred, dtype=np.int64))
-        batch = max(1, min(int(self.hp["batch_size"]), len(codes)))
-        steps_per_epoch = len(codes) // batch if self.hp.get("drop_last") and len(codes) >= batch \
-            else -(-len(codes) // batch)
-        self.relabel_steps = max(1, steps_per_epoch * int(self.hp["relabel_every"]))
+        steps = epoch_steps(len(codes), int(self.hp["batch_size"]), bool(self.hp.get("drop_last")))
+        self.relabel_steps = max(1, steps * int(self.hp["relabel_every"]))
 
     def parameters(self) -> list[nn.Parameter]:
         return list(self.head.parameters())
