@@ -309,7 +309,7 @@ class AutoencoderAnomalyDetector(BaseEstimator):
 
     def _state(self) -> ScoreState:
         return ScoreState(centroids=self.centroids_, normal_cluster=self.normal_cluster_,
-                          reference=getattr(self, "reference_", None))
+                          reference=self.reference_)
 
     def predict(self, X: Any) -> np.ndarray:
         """0/1 labels, 1 = anomaly (``decision_function(X) > threshold_``)."""
@@ -343,7 +343,7 @@ class AutoencoderAnomalyDetector(BaseEstimator):
             "arch_file": self.arch_file_,
             "files": {"weights": WEIGHTS_FILE, "train_scores": TRAIN_SCORES_FILE,
                       **({"centroids": CENTROIDS_FILE} if self.centroids_ is not None else {}),
-                      **({"reference": REFERENCE_FILE} if self._state().reference is not None else {})},
+                      **({"reference": REFERENCE_FILE} if self.reference_ is not None else {})},
         }
 
     def save(self, directory: str | Path) -> Path:
@@ -355,7 +355,7 @@ class AutoencoderAnomalyDetector(BaseEstimator):
         save_weights(d / WEIGHTS_FILE, self.model_.state_dict())
         if self.centroids_ is not None:
             write_npy(d / CENTROIDS_FILE, np.asarray(self.centroids_, dtype=np.float32))
-        if self._state().reference is not None:
+        if self.reference_ is not None:
             write_npy(d / REFERENCE_FILE, np.asarray(self.reference_))
         write_npy(d / TRAIN_SCORES_FILE, np.asarray(self.decision_scores_, dtype=np.float64))
         write_json(d / STATE_FILE, self.state_record())

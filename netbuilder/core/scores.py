@@ -97,6 +97,13 @@ def _unit_rows(images: np.ndarray) -> torch.Tensor:
     return torch.nn.functional.normalize(x, dim=1)
 
 
+def _similarity_blocks(images: np.ndarray, reference: np.ndarray, chunk: int = 1024):
+    """``(start, cosine similarities of images[start:start + chunk] to every reference image)`` blocks."""
+    ref = _unit_rows(reference)
+    for s in range(0, len(images), chunk):
+        yield s, _unit_rows(images[s:s + chunk]) @ ref.T
+
+
 def knn_cosine_score(images: np.ndarray, reference: np.ndarray, k: int = KNN_NEIGHBOURS,
                      chunk: int = 1024) -> np.ndarray:
     """``1 − mean`` cosine similarity of each image to its ``k`` most similar ``reference`` images (flattened raw
@@ -108,12 +115,10 @@ def knn_cosine_score(images: np.ndarray, reference: np.ndarray, k: int = KNN_NEI
         raise ValueError("need at least one reference image")
     if tuple(images.shape[1:]) != tuple(reference.shape[1:]):
         raise ValueError(f"images {tuple(images.shape[1:])} and reference {tuple(reference.shape[1:])} differ")
-    ref = _unit_rows(reference)
-    itself = images.shape == reference.shape and np.shares_memory(images, reference) and len(ref) > 1
-    k = min(int(k), len(ref) - int(itself))
+    itself = images.shape == reference.shape and np.shares_memory(images, reference) and len(reference) > 1
+    k = min(int(k), len(reference) - int(itself))
     out = []
-    for s in range(0, len(images), chunk):
-        sim = _unit_rows(images[s:s + chunk]) @ ref.T
+    for s, sim in _similarity_blocks(images, reference, chunk):
         if itself:
             rows = torch.arange(sim.shape[0])
             sim[rows, rows + s] = -2.0  # below any cosine: never a neighbour of itself
@@ -123,8 +128,7 @@ def knn_cosine_score(images: np.ndarray, reference: np.ndarray, k: int = KNN_NEI
 
 def nearest_reference(images: np.ndarray, reference: np.ndarray, chunk: int = 1024) -> np.ndarray:
     """For each image, the most cosine-similar ``reference`` image (what the knn score compares it with)."""
-    ref = _unit_rows(reference)
-    idx = [(_unit_rows(images[s:s + chunk]) @ ref.T).argmax(1) for s in range(0, len(images), chunk)]
+    idx = [sim.argmax(1) for _, sim in _similarity_blocks(images, reference, chunk)]
     return reference[torch.cat(idx).numpy()] if idx else reference[:0]
 
 
