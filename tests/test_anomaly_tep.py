@@ -190,3 +190,44 @@ def test_residual_t2_weighs_directions_by_their_normal_spread():
     assert t2[1] > 20 * t2[0]
     scores = det.residual_t2(rng.normal(size=(10, 2)))
     assert np.isnan(scores[:3]).all() and (scores[3:] >= 0).all()
+
+
+def test_ensemble_of_one_is_the_plain_network_and_more_reconstruct_with_their_mean():
+    import torch
+
+    from netbuilder.core.autoencoder import MeanReconstruction, build_model, fit_autoencoder, fit_ensemble
+    from netbuilder.settings import PRETRAIN
+    from netbuilder.train import seeded
+
+    spec = TINY[0]
+    x = np.random.default_rng(1).normal(size=(64, 52, WINDOW)).astype(np.float32)
+    hp = PRETRAIN.resolve({"epochs": 2}, spec["training"])
+    one = fit_ensemble(spec, x, hp, size=1, seed=3, device=torch.device("cpu"), progress=False)
+    with seeded(3):
+        plain = build_model(spec, x.shape[1:])
+        fit_autoencoder(plain, x, hp, seed=3, device=torch.device("cpu"), progress=False)
+    assert not isinstance(one, MeanReconstruction)
+    for a, b in zip(one.state_dict().values(), plain.state_dict().values()):
+        assert torch.equal(a, b)
+    three = fit_ensemble(spec, x, hp, size=3, seed=3, device=torch.device("cpu"), progress=False)
+    assert isinstance(three, MeanReconstruction) and len(three.members) == 3 and not three.training
+    # member 0 is the plain network; the others start from other seeds
+    assert torch.equal(next(iter(three.members[0].state_dict().values())), next(iter(plain.state_dict().values())))
+    assert not torch.equal(three.members[0](torch.from_numpy(x))[0], three.members[1](torch.from_numpy(x))[0])
+    with torch.no_grad():
+        xt = torch.from_numpy(x)
+        mean = sum(m(xt)[0] for m in three.members) / 3
+        out, code = three(xt)
+        assert torch.allclose(out, mean, atol=1e-6) and torch.equal(code, three.members[0](xt)[1])
+    with pytest.raises(Exception, match="Expected an integer >= 1"):
+        fit_ensemble(spec, x, hp, size=0, seed=3, device=torch.device("cpu"))
+
+
+def test_report_records_the_ensemble_and_refuses_it_for_code_scores(report, fake_tep, tmp_path):
+    root, archs = fake_tep
+    assert report["ensemble"] == 3
+    import pathlib
+    assert "3 networks per fit" in (pathlib.Path(report["dir"]) / "report.md").read_text()
+    with pytest.raises(NetbuilderError, match="add --ensemble 1"):
+        run_tep_report(0, "cosine", archs=str(archs), data_dir=str(root), out=str(tmp_path), device="cpu",
+                       progress=False)

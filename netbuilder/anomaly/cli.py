@@ -12,6 +12,7 @@ from ..cli_options import COMMON_OPTIONS, RUN_OPTIONS, apply_options, arch_key, 
 from ..settings import PRETRAIN
 from .protocols import PROTOCOLS, TEST_FRACTION, VAL_FRACTION
 from .report import format_table, summary_line
+from .tep_report import ENSEMBLE
 from ..core.scores import SCORE_TITLES, SCORES
 
 # The detector trains in memory: there is no checkpoint to resume.
@@ -54,6 +55,9 @@ _FRACTION = click.FloatRange(min=0, max=1, min_open=True, max_open=True)
 @click.option("--far", type=_FRACTION, default=0.01, show_default=True,
               help="-d TEP --protocol one-class --all-classes (the fault-detection report): the false-alarm rate "
                    "the thresholds are set at, on held-out normal data.")
+@click.option("--ensemble", type=click.IntRange(min=1, max=50), default=ENSEMBLE, show_default=True,
+              help="-d TEP --protocol one-class --all-classes: autoencoders trained from different seeds per fit, "
+                   "reconstructing with their mean (steadier residuals; each one adds a training).")
 @click.option("--plots/--no-plots", default=True, show_default=True, help="Write the plots.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (or the table) as JSON.")
 @click.option("--model", "model_dir", type=click.Path(file_okay=False, exists=True), default=None,
@@ -62,7 +66,7 @@ _FRACTION = click.FloatRange(min=0, max=1, min_open=True, max_open=True)
 @click.option("-v", "--verbose", is_flag=True, help="Echo the training log lines.")
 def anomaly_cmd(dataset, arch, archs, out, data_dir, split, image_size, protocol, target, all_classes, score,
                 threshold, contamination, anomaly_ratio, clusters, test_fraction, val_fraction, seed, device, progress,
-                cluster_epochs, far, plots, as_json, model_dir, verbose, **hp) -> None:
+                cluster_epochs, far, ensemble, plots, as_json, model_dir, verbose, **hp) -> None:
     """Anomaly detection with an autoencoder, under a stated protocol.
 
     \b
@@ -104,7 +108,7 @@ def anomaly_cmd(dataset, arch, archs, out, data_dir, split, image_size, protocol
         from .tep_report import run_tep_report
 
         report = run_tep_report(arch_key(arch), score, archs=archs, data_dir=data_dir, out=out, far=far,
-                                threads=threads, train_options=train_options, seed=seed, device=device,
+                                ensemble=ensemble, threads=threads, train_options=train_options, seed=seed, device=device,
                                 progress=progress, plots=plots, verbose=verbose, echo=echo)
         click.echo(json.dumps(report, indent=2) if as_json else report_text(report))
         return

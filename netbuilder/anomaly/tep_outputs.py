@@ -32,8 +32,11 @@ def verdict_line(report: dict[str, Any]) -> str:
 
 def _markdown(report: dict[str, Any]) -> str:
     rows = report["rows"]
+    ensemble = report.get("ensemble", 1)
+    ae = (f"Autoencoder rows: {ensemble} networks per fit (seeds {report['seed']} + 1000·m), reconstructing with "
+          f"their mean. " if ensemble > 1 else "")
     lines = [f"# TEP fault detection: {report['arch']} ({report['score']}) vs PCA", "",
-             f"Threshold: {1 - report['far_target']:.3g} quantile of the out-of-fold scores of "
+             f"{ae}Threshold: {1 - report['far_target']:.3g} quantile of the out-of-fold scores of "
              f"{report['n_oof_samples']} samples of d00.dat ({report['folds']} contiguous blocks, each scored by "
              f"detectors fitted on the rest less the window before it); the detectors reported are fitted on all "
              f"{report['n_fit_samples']} samples of d00.dat. "

@@ -10,7 +10,7 @@ from torch import nn
 
 from ..arch import build_autoencoder
 from ..errors import StageError
-from ..train import LoopConfig, RunLog, TrainResult, train
+from ..train import LoopConfig, RunLog, TrainResult, seeded, train
 from ..train.checkpoint import check_resume_identity
 from .losses import recon_fn, reconstruction_loss
 
@@ -36,6 +36,44 @@ def build_model(spec: dict[str, Any], input_shape: tuple[int, ...], source: str 
     except (RuntimeError, TypeError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise StageError(f"{where}cannot build arch '{name}' ({first})") from None
+
+
+class MeanReconstruction(nn.Module):
+    """An ensemble of autoencoders of one arch, trained from different seeds: its reconstruction is the mean of
+    its members' (which varies less from seed to seed than any one member's); its code is the first member's."""
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x_hat, z)``: the mean reconstruction and the first member's code."""
+        outs = [m(x) for m in self.members]
+        return torch.stack([o[0] for o in outs]).mean(dim=0), outs[0][1]
+
+
+def member_seed(seed: int, member: int) -> int:
+    """The seed of ensemble member ``member`` (member 0 keeps ``seed``, so an ensemble of one is the plain run)."""
+    return seed + 1000 * member
+
+
+def fit_ensemble(spec: dict[str, Any], images: np.ndarray, hp: dict[str, Any], *, size: int, seed: int,
+                 device: torch.device, progress: bool | None = None, log: RunLog | None = None,
+                 desc: str = "pretrain") -> nn.Module:
+    """Build and train ``size`` autoencoders of ``spec`` on ``images`` (seeds from :func:`member_seed`); returns
+    the one model when ``size`` is 1, else their :class:`MeanReconstruction` (all in eval mode)."""
+    if size < 1:
+        raise StageError(f"Invalid value for argument `ensemble`. Expected an integer >= 1. "
+                         f"Received ensemble={size!r}.")
+    members = []
+    for m in range(size):
+        s = member_seed(seed, m)
+        with seeded(s):
+            model = build_model(spec, tuple(images.shape[1:]))
+            fit_autoencoder(model, images, hp, seed=s, device=device, progress=progress, log=log,
+                            desc=desc if size == 1 else f"{desc} {m + 1}/{size}")
+        members.append(model.eval())
+    return members[0] if size == 1 else MeanReconstruction(members).eval()
 
 
 def fit_autoencoder(model: nn.Module, images: np.ndarray | torch.Tensor, hp: dict[str, Any], *, seed: int,
