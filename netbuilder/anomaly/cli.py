@@ -64,7 +64,7 @@ _FRACTION = click.FloatRange(min=0, max=1, min_open=True, max_open=True)
               help="Instead of training: score -d DATASET with the detector saved in this run directory "
                    "(its saved threshold); writes <out>/predictions/<run>/<dataset>.csv.")
 @click.option("-v", "--verbose", is_flag=True, help="Echo the training log lines.")
-def anomaly_cmd(dataset, arch, archs, out, data_dir, split, image_size, protocol, target, all_classes, score,
+def anomaly_cmd(dataset, arch, archs, out, data_dir, split, image_size, window, stride, label_column, protocol, target, all_classes, score,
                 threshold, contamination, anomaly_ratio, clusters, test_fraction, val_fraction, seed, device, progress,
                 cluster_epochs, far, ensemble, plots, as_json, model_dir, verbose, **hp) -> None:
     """Anomaly detection with an autoencoder, under a stated protocol.
@@ -92,8 +92,9 @@ def anomaly_cmd(dataset, arch, archs, out, data_dir, split, image_size, protocol
     if unused:
         raise NetbuilderError(f"netbuilder anomaly does not use --{unused[0].replace('_', '-')}")
     if model_dir is not None:
-        res = predict_dataset(model_dir, dataset, data_dir=data_dir, split=split, image_size=image_size, out=out,
-                              device=device, progress=progress)
+        res = predict_dataset(model_dir, dataset, data_dir=data_dir, split=split, image_size=image_size,
+                              window=window, stride=stride, label_column=label_column, out=out, device=device,
+                              progress=progress)
         click.echo(json.dumps(res, indent=2) if as_json else f"{res['summary']}\nscores: {res['csv']}")
         return
     if protocol is None:
@@ -107,9 +108,13 @@ def anomaly_cmd(dataset, arch, archs, out, data_dir, split, image_size, protocol
         from .tep_outputs import report_text
         from .tep_report import run_tep_report
 
+        if window is not None:
+            raise NetbuilderError("the TEP report's window is its arch's input length: change input_shape in the "
+                                  "archs file rather than passing --window")
         report = run_tep_report(arch_key(arch), score, archs=archs, data_dir=data_dir, out=out, far=far,
-                                ensemble=ensemble, threads=threads, train_options=train_options, seed=seed, device=device,
-                                progress=progress, plots=plots, verbose=verbose, echo=echo)
+                                stride=stride, ensemble=ensemble, threads=threads, train_options=train_options,
+                                seed=seed, device=device, progress=progress, plots=plots, verbose=verbose,
+                                echo=echo)
         click.echo(json.dumps(report, indent=2) if as_json else report_text(report))
         return
     options = dict(threshold=threshold, contamination=contamination, anomaly_ratio=anomaly_ratio,
@@ -117,7 +122,8 @@ def anomaly_cmd(dataset, arch, archs, out, data_dir, split, image_size, protocol
                    train_options=train_options,
                    cluster_epochs=cluster_epochs, seed=seed, device=device, progress=progress, plots=plots,
                    verbose=verbose)
-    common = dict(archs=archs, data_dir=data_dir, split=split, image_size=image_size, out=out)
+    common = dict(archs=archs, data_dir=data_dir, split=split, image_size=image_size, window=window, stride=stride,
+                  label_column=label_column, out=out)
     if all_classes:
         table = run_all_classes(dataset, arch_key(arch), protocol, score, echo=_warn_router(echo, warn),
                                 **common, **options)

@@ -31,7 +31,7 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
 from ..arch import load_arch_file
-from ..arch.auto import AUTO
+from ..arch.auto import AUTO, is_auto
 from ..core.arrays import find_arch
 from ..core.autoencoder import build_model, fit_autoencoder
 from ..core.scores import ScoreFit, ScoreState, error_vs_mean_image, get_score, output_variation, score_statistics
@@ -75,6 +75,23 @@ def check_images(X: Any, name: str = "X") -> np.ndarray:
             raise NetbuilderError(f"{name}: float images must lie in [0, 1] (uint8 images 0..255 work as they are)")
         return np.rint(arr * 255.0).astype(np.uint8)
     raise NetbuilderError(f"{name}: expected uint8 images 0..255 or floats in [0, 1], got dtype {arr.dtype}")
+
+
+def check_signals(X: Any, name: str = "X") -> np.ndarray:
+    """``X`` as float32 signal windows ``N×C×L`` (finite numbers, as the loaders standardised them)."""
+    arr = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
+    if arr.ndim != 3:
+        raise NetbuilderError(f"{name} must be signal windows N×C×L, got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise NetbuilderError(f"{name} holds no windows")
+    if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
+        raise NetbuilderError(f"{name}: signal windows must be finite numbers (dtype {arr.dtype})")
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def is_signal_spec(spec: dict[str, Any]) -> bool:
+    """Whether an arch reads signal windows ``[C, L]`` (two input dimensions) rather than images."""
+    return len(spec.get("input_shape") or []) == 2
 
 
 def not_l2_message(spec: dict[str, Any], arch_file: str | None = None, l2_names: list[str] | None = None) -> str:
@@ -188,7 +205,7 @@ class AutoencoderAnomalyDetector(BaseEstimator):
             check_contamination(self.contamination)
         if method in LABELLED and (X_val is None or y_val is None):
             raise NetbuilderError(f"threshold '{method}' needs a labelled validation split: fit(X, X_val=..., y_val=...)")
-        X = check_images(X)
+        X = self._fit_input(X)
         arch = self._resolve_arch(X.shape[1:])
         device = resolve_device(self.device)
         hp = PRETRAIN.resolve({k: getattr(self, k) for k in PRETRAIN.settings if hasattr(self, k)},
@@ -237,9 +254,24 @@ class AutoencoderAnomalyDetector(BaseEstimator):
         self.val_stats_ = score_statistics(val_scores) if val_scores is not None else None
         return self
 
+    def _fit_input(self, X: Any) -> np.ndarray:
+        """Training samples as the loop takes them: float32 ``N×C×L`` windows when the arch reads signals (for
+        ``arch="auto"``: a float ``N×C×L`` array with values outside [0, 1], as standardised signals have), else
+        uint8 images (:func:`check_images`)."""
+        raw = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
+        if raw.ndim == 3 and raw.size and np.issubdtype(raw.dtype, np.floating) and np.all(np.isfinite(raw)):
+            if is_auto(self.arch) and self.archs is None:
+                signals = bool(raw.min() < 0.0 or raw.max() > 1.0)
+            else:
+                signals = is_signal_spec(find_arch(self.arch, self.archs, raw.shape[1:], self.n_clusters)[0])
+            if signals:
+                return check_signals(raw)
+        return check_images(raw)
+
     def _check_collapse(self, X: np.ndarray, hp: dict[str, Any]) -> None:
         sample = X[np.sort(np.random.default_rng(0).permutation(len(X))[:512])]
-        xf, rec = sample.astype(np.float32) / 255.0, self.reconstruct(sample)
+        xf = sample if sample.dtype == np.float32 else sample.astype(np.float32) / 255.0
+        rec = self.reconstruct(sample)
         self.output_variation_ = output_variation(xf, rec)
         self.error_vs_mean_ = error_vs_mean_image(xf, rec)
         if self.output_variation_ < CONSTANT_BELOW and len(sample) > 1:
@@ -279,7 +311,7 @@ class AutoencoderAnomalyDetector(BaseEstimator):
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X) first")
 
     def _check_input(self, X: Any, name: str = "X") -> np.ndarray:
-        arr = check_images(X, name)
+        arr = check_signals(X, name) if is_signal_spec(self.spec_) else check_images(X, name)
         if tuple(arr.shape[1:]) != tuple(self.input_shape_):
             raise NetbuilderError(f"{name}: images of shape {tuple(arr.shape[1:])}, the detector was fitted on "
                                   f"{tuple(self.input_shape_)}")

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..arch import choose_arch
 from ..core.scores import SCORE_TITLES, SCORES, get_score
-from ..datasets import Dataset, get_spec, load_dataset
+from ..datasets import Dataset, accepts_option, get_spec, load_dataset
 from ..errors import NetbuilderError
 from ..fileio import remove, write_json, write_text
 from ..rules import has_unit_codes
@@ -39,6 +39,8 @@ from .protocols import PROTOCOLS, TEST_FRACTION, VAL_FRACTION, ProtocolSplit, cl
 from .report import evaluate, mean_row, summary_line
 from .threshold import LABELLED, ThresholdWarning, check_contamination, parse_threshold
 
+# A signal detector's training standardisation, saved beside its weights (see predict_dataset).
+STANDARDIZER = "standardizer.json"
 Echo = Callable[[str], None]
 
 
@@ -66,27 +68,37 @@ def has_official_split(name: str) -> bool:
 def load_inputs(dataset: str, arch: str | int = 0, protocol: str = "one-class", score: str = "recon", *,
                 archs: str | None = None,
                 data_dir: str | None = None, split: str = "all", image_size: int | None = None, out: str = ".",
-                progress: bool | None = None) -> Inputs:
+                progress: bool | None = None, window: int | None = None, stride: int | None = None,
+                label_column: str | None = None) -> Inputs:
     """Resolve the arch (before loading any data, so a bad arch or an arch unfit for ``score`` fails fast) and
-    load the data the protocol needs."""
+    load the data the protocol needs (``window``, ``stride``, ``label_column``: signal recordings, see
+    :func:`~netbuilder.datasets.load_dataset`)."""
     choice = choose_arch(dataset, arch, archs)  # -a auto (always l2): the spec is derived from the data below
     spec = choice.spec
     if spec is not None and get_score(score).needs_unit_codes and not has_unit_codes(spec):
         l2 = [s["name"] for s in choice.specs if has_unit_codes(s)]
         raise NetbuilderError(not_l2_message(spec, str(choice.file), l2))
     split = (split or "all").lower()
-    show = progress if progress is not None else True
+    how = dict(data_dir=data_dir, image_size=image_size, progress=progress if progress is not None else True,
+               **signal_options(window, stride, label_column))
     test = None
     if protocol == "one-class" and split == "all" and has_official_split(dataset):
-        data = load_dataset(dataset, data_dir=data_dir, split="train", image_size=image_size, progress=show)
-        test = load_dataset(dataset, data_dir=data_dir, split="test", image_size=image_size, progress=show)
+        data = load_dataset(dataset, split="train", **how)
+        test = load_dataset(dataset, split="test", **how)
         ws_name = data.name
     else:
-        data = load_dataset(dataset, data_dir=data_dir, split=split, image_size=image_size, progress=show)
+        data = load_dataset(dataset, split=split, **how)
         ws_name = data.name if split == "all" else f"{data.name}-{split}"
     spec = choice.resolve(data.shape, data.n_classes)
     return Inputs(data, test, spec, choice.file, choice.index, Workspace.create(out, ws_name, spec["name"]),
                   auto=choice.auto)
+
+
+def signal_options(window: int | None, stride: int | None, label_column: str | None) -> dict[str, Any]:
+    """The signal options that were given (``load_dataset`` refuses any option a dataset does not take, so the
+    ones left at ``None`` are not passed)."""
+    given = {"window": window, "stride": stride, "label_column": label_column}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def stage_name(protocol: str, target_name: str | None, score: str) -> str:
@@ -172,6 +184,10 @@ def run_target(inputs: Inputs, protocol: str, target: str | int | None, score: s
         say(f"warning: {info.warning}")
 
     detector.save(out_dir)
+    if inputs.data.mean is not None:
+        # New recordings are scored in this standardisation, not one fitted on themselves (predict_dataset).
+        write_json(out_dir / STANDARDIZER, {"mean": inputs.data.mean.tolist(), "std": inputs.data.std.tolist(),
+                                            "window": int(inputs.data.images.shape[-1])})
     write_text(out_dir / "scores.csv", scores_csv(split, test_scores, thr, source))
     report = {"protocol": split.record(), "score": score, "threshold": info.to_dict(), "metrics": metrics,
               "output_variation": detector.output_variation_, "error_vs_mean_image": detector.error_vs_mean_, "warnings": split.warnings + detector.fit_warnings_ + (
@@ -205,7 +221,8 @@ def _manifest(inputs: Inputs, split: ProtocolSplit, det: AutoencoderAnomalyDetec
         "timings": {"train_s": round(train_s, 2), "total_s": round(seconds, 2)},
         "files": {"weights": "weights.safetensors", "threshold": "threshold.json", "scores": "scores.csv",
                   "report": "report.json", "train_scores": "train_scores.npy",
-                  **({"centroids": "centroids.npy"} if det.centroids_ is not None else {})},
+                  **({"centroids": "centroids.npy"} if det.centroids_ is not None else {}),
+                  **({"standardizer": STANDARDIZER} if inputs.data.mean is not None else {})},
         "plots": {k: str(v) for k, v in plot_files.items()},
         "logs": {"log": str(inputs.ws.log_stem(stage).with_suffix(".log"))},
     }
@@ -222,6 +239,8 @@ def _plots(det: AutoencoderAnomalyDetector, split: ProtocolSplit, scores: np.nda
     y = split.test_labels
     if y is not None and 0 < y.sum() < len(y):
         files["roc"] = roc_curve_plot(y, scores, plot_dir / "roc.png", threshold=thr, title=f"{what}: ROC")
+    if split.test_images.ndim != 4:  # signal windows: the grid draws images
+        return files
     captions = None
     if split.test_classes is not None:
         captions = [class_name(source, int(c))[:10] for c in split.test_classes]
@@ -233,7 +252,8 @@ def _plots(det: AutoencoderAnomalyDetector, split: ProtocolSplit, scores: np.nda
 
 def run_anomaly(dataset: str, arch: str | int = 0, protocol: str = "one-class", target: str | int | None = None,
                 score: str = "recon", *, archs: str | None = None, data_dir: str | None = None, split: str = "all",
-                image_size: int | None = None, out: str = ".", echo: Echo | None = None,
+                image_size: int | None = None, window: int | None = None, stride: int | None = None,
+                label_column: str | None = None, out: str = ".", echo: Echo | None = None,
                 **options: Any) -> dict[str, Any]:
     """Python API of ``netbuilder anomaly`` for one target: ``run_anomaly("DIGITS", 0, "one-class", 0)``.
 
@@ -242,7 +262,8 @@ def run_anomaly(dataset: str, arch: str | int = 0, protocol: str = "one-class", 
     """
     _check(protocol, score, options)
     inputs = load_inputs(dataset, arch, protocol, score, archs=archs, data_dir=data_dir, split=split,
-                         image_size=image_size, out=out, progress=options.get("progress"))
+                         image_size=image_size, out=out, progress=options.get("progress"), window=window,
+                         stride=stride, label_column=label_column)
     return run_target(inputs, protocol, target, score, echo=echo, **options)
 
 
@@ -251,7 +272,8 @@ _TABLE_OPTIONS = ("contamination", "anomaly_ratio", "clusters", "test_fraction",
 
 def run_all_classes(dataset: str, arch: str | int = 0, protocol: str = "one-class", score: str = "recon", *,
                     archs: str | None = None, data_dir: str | None = None, split: str = "all",
-                    image_size: int | None = None, out: str = ".", echo: Echo | None = None,
+                    image_size: int | None = None, window: int | None = None, stride: int | None = None,
+                    label_column: str | None = None, out: str = ".", echo: Echo | None = None,
                     **options: Any) -> dict[str, Any]:
     """Every class in turn as the target; returns ``{"rows": [...], "mean": {...}, "wall_time_s": ...}`` and
     writes it to ``.../anomaly-<protocol>-all-<score>/table.json``."""
@@ -262,7 +284,8 @@ def run_all_classes(dataset: str, arch: str | int = 0, protocol: str = "one-clas
     t0 = time.perf_counter()
     say = echo or (lambda _m: None)
     inputs = load_inputs(dataset, arch, protocol, score, archs=archs, data_dir=data_dir, split=split,
-                         image_size=image_size, out=out, progress=options.get("progress"))
+                         image_size=image_size, out=out, progress=options.get("progress"), window=window,
+                         stride=stride, label_column=label_column)
     if inputs.data.labels is None:
         raise NetbuilderError(f"--all-classes needs labelled data; {inputs.data.name} has no labels")
     n_classes = inputs.data.n_classes or int(inputs.data.labels.max()) + 1
@@ -306,10 +329,29 @@ def _check(protocol: str, score: str, options: dict[str, Any]) -> None:
         raise NetbuilderError("--anomaly-ratio applies to the contaminated protocol only")
 
 
+def _read_standardizer(run_dir: Path) -> dict[str, Any] | None:
+    """The saved standardisation of a signal detector's training data, or ``None`` (images)."""
+    path = run_dir / STANDARDIZER
+    if not path.exists():
+        return None
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        return {"mean": np.asarray(saved["mean"], dtype=np.float64), "std": np.asarray(saved["std"], dtype=np.float64),
+                "window": int(saved["window"])}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise NetbuilderError(f"{path}: unreadable standardisation ({type(exc).__name__}); run the training "
+                              f"again") from None
+
+
 def predict_dataset(model_dir: str | Path, dataset: str, *, data_dir: str | None = None, split: str = "all",
-                    image_size: int | None = None, out: str = ".", device: str = "auto",
+                    image_size: int | None = None, window: int | None = None, stride: int | None = None,
+                    label_column: str | None = None, out: str = ".", device: str = "auto",
                     progress: bool | None = None) -> dict[str, Any]:
     """Score ``dataset`` with the detector saved in ``model_dir`` and its saved threshold.
+
+    Signal detectors saved their training data's per-channel standardisation and window: the new recording is
+    cut into windows of that length (unless ``window`` says otherwise) and standardised with the saved
+    statistics, not its own (which would hide an offset or a change of scale).
 
     Writes ``<out>/predictions/<stage>/<dataset>.csv`` (index, score, anomaly[, file]). If the data are
     labelled and contain the saved target class, the report (AUC, AP, acc/F1) is computed with the saved
@@ -324,8 +366,16 @@ def predict_dataset(model_dir: str | Path, dataset: str, *, data_dir: str | None
     if not manifest or not manifest.get("complete"):
         raise NetbuilderError(f"{d}: not a complete `netbuilder anomaly` run (no complete {MANIFEST}); run it again")
     det = AutoencoderAnomalyDetector.load(d, device=device)
+    saved = _read_standardizer(d)
+    how = signal_options(window, stride, label_column)
+    if saved is not None and window is None and accepts_option(dataset, "window"):
+        how["window"] = saved["window"]
     ds = load_dataset(dataset, data_dir=data_dir, split=split, image_size=image_size,
-                      progress=progress if progress is not None else True)
+                      progress=progress if progress is not None else True, **how)
+    if saved is not None:
+        if ds.mean is None:
+            raise NetbuilderError(f"{d}: the detector was trained on signal windows; {ds.name} holds images")
+        ds = ds.restandardized(saved["mean"], saved["std"])
     scores = det.decision_function(ds.images)
     thr = det.threshold_
     pred = (scores > thr).astype(np.int64)

@@ -16,11 +16,11 @@ from __future__ import annotations
 from .base import Dataset, to_float
 from .kinds import register_dataset, unregister_dataset
 from .paths import resolve_data_dir
-from .registry import DATASETS, get_spec, known_names, list_datasets, load_dataset
+from .registry import DATASETS, accepts_option, get_spec, known_names, list_datasets, load_dataset
 from .signals import Standardizer
 from .spec import DatasetSpec, LocatedKind
 from . import tep  # noqa: E402  (the fault-detection API; the registry has imported it already)
 
-__all__ = ["Dataset", "DatasetSpec", "DATASETS", "LocatedKind", "Standardizer", "get_spec", "known_names",
+__all__ = ["Dataset", "DatasetSpec", "DATASETS", "accepts_option", "LocatedKind", "Standardizer", "get_spec", "known_names",
            "list_datasets", "load_dataset", "register_dataset", "resolve_data_dir", "tep", "to_float",
            "unregister_dataset"]

@@ -5,12 +5,13 @@ signal windows as float32 ``N×C×L`` (already standardised by their loader, so 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from ..errors import DatasetError
+from .checksum import derived_fingerprint
 
 if TYPE_CHECKING:  # torch is heavy; it is imported only when a batch is actually converted
     import torch
@@ -103,6 +104,24 @@ class Dataset:
             mean=self.mean,
             std=self.std,
         )
+
+
+    def restandardized(self, mean: np.ndarray, std: np.ndarray) -> "Dataset":
+        """The same signal windows in another per-channel standardisation: this dataset's own (``self.mean``,
+        ``self.std``) is undone and ``(x - mean) / std`` applied, so that new data are scaled exactly like the
+        data a model was fitted on (fitting on the new data would standardise an offset fault away)."""
+        if self.mean is None or self.std is None:
+            raise DatasetError(f"{self.name}: images carry no standardisation to replace")
+        mean, std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
+        if mean.shape != self.mean.shape or std.shape != self.std.shape:
+            raise DatasetError(f"{self.name}: has {len(self.mean)} channels; the saved standardisation has "
+                               f"{mean.size}")
+        raw = self.images.astype(np.float64) * self.std[:, None] + self.mean[:, None]
+        step = "restandardised with mean " + ",".join(f"{v:.9g}" for v in mean) + " std " + \
+            ",".join(f"{v:.9g}" for v in std)
+        return replace(self, images=((raw - mean[:, None]) / std[:, None]).astype(np.float32),
+                       mean=mean.astype(np.float32), std=std.astype(np.float32),
+                       fingerprint=derived_fingerprint(self.fingerprint, step))
 
 
 def to_float(batch_uint8: "torch.Tensor | np.ndarray") -> "torch.Tensor":

@@ -81,6 +81,13 @@ def load_dataset(name: str, *, data_dir: str | os.PathLike | None = None, split:
                      progress=progress and distributed.is_main(), options=options)
 
 
+def accepts_option(name: str, option: str) -> bool:
+    """Whether the dataset ``name`` (registered or located) takes the :func:`load_dataset` option ``option``."""
+    name = str(name).strip()
+    kind = located_kind(name)
+    return option in (kind.accepts if kind is not None else get_spec(name).accepts)
+
+
 def _load(name: str, *, data_dir: str | os.PathLike | None, split: str, download: bool, progress: bool,
           options: dict[str, Any]) -> Dataset:
     name = str(name).strip()
