@@ -132,3 +132,22 @@ def test_auto_arch_follows_the_samples_shape():
     assert est.spec_["name"].startswith("auto") and est.input_shape_ == (1, 12, 12)
     assert est.transform(X[:3]).shape == (3, 10)
     assert clustering_scores(np.repeat([0, 1], 20), est.labels_)["acc"] >= 0.9
+
+
+def test_signal_windows_with_a_signal_arch_stay_float():
+    from netbuilder.arch.auto_signal import signal_arch
+    from netbuilder.core.arrays import FloatWindows
+    from netbuilder.metrics import cluster_acc
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 3, 32)).astype(np.float32)
+    y = np.repeat([0, 1], 100)
+    x[y == 1, 0] += np.sin(np.arange(32) / 3.0) * 3  # class 1: a wave on channel 0
+    est = DeepClustering(arch=signal_arch((3, 32), 2), n_clusters=2, epochs=5, random_state=0).fit(x)
+    assert isinstance(est.scaler_, FloatWindows) and est.input_shape_ == (3, 32)
+    assert est.spec_["input_shape"] == [3, 32]
+    assert cluster_acc(y, est.labels_) > 0.9
+    # no quantisation to 8 bits: the codes are the model's codes of the float windows themselves
+    from netbuilder.train import encode_all
+
+    np.testing.assert_array_equal(est.transform(x[:4]), encode_all(est.model_, x[:4], est.device_))

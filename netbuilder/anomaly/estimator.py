@@ -32,7 +32,7 @@ from sklearn.exceptions import NotFittedError
 
 from ..arch import load_arch_file
 from ..arch.auto import AUTO, is_auto
-from ..core.arrays import find_arch
+from ..core.arrays import find_arch, is_signal_spec
 from ..core.autoencoder import build_model, fit_autoencoder
 from ..core.scores import ScoreFit, ScoreState, error_vs_mean_image, get_score, output_variation, score_statistics
 from ..errors import NetbuilderError
@@ -87,11 +87,6 @@ def check_signals(X: Any, name: str = "X") -> np.ndarray:
     if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
         raise NetbuilderError(f"{name}: signal windows must be finite numbers (dtype {arr.dtype})")
     return np.ascontiguousarray(arr, dtype=np.float32)
-
-
-def is_signal_spec(spec: dict[str, Any]) -> bool:
-    """Whether an arch reads signal windows ``[C, L]`` (two input dimensions) rather than images."""
-    return len(spec.get("input_shape") or []) == 2
 
 
 def not_l2_message(spec: dict[str, Any], arch_file: str | None = None, l2_names: list[str] | None = None) -> str:

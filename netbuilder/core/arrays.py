@@ -59,6 +59,20 @@ class ArrayScaler:
         return np.rint(np.clip(scaled, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
+class FloatWindows:
+    """Signal windows ``N×C×L`` pass as float32, unscaled (the loop feeds float32 windows as they are; quantising
+    them to 256 levels like images would throw away their resolution)."""
+
+    def transform(self, arr: np.ndarray) -> np.ndarray:
+        """The windows as contiguous float32."""
+        return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def is_signal_spec(spec: dict[str, Any]) -> bool:
+    """Whether an arch reads signal windows ``[C, L]`` (two input dimensions) rather than images or vectors."""
+    return len(spec.get("input_shape") or []) == 2
+
+
 def sample_shape(arr: np.ndarray, arch_shape: tuple[int, ...] | None) -> tuple[int, ...]:
     """The shape one sample is given to the model in: the arch's own when the sizes agree (so a flat N×64
     array feeds an [1, 8, 8] arch), else the array's (N×H×W gains a channel axis)."""

@@ -38,7 +38,7 @@ from ..errors import NetbuilderError
 from ..rules import check_final_step, check_recon_loss
 from ..settings import PRETRAIN
 from ..train import RunLog, encode_all, resolve_device, seed_everything, seeded
-from .arrays import ArrayScaler, find_arch, sample_shape
+from .arrays import ArrayScaler, FloatWindows, find_arch, is_signal_spec, sample_shape
 from .autoencoder import build_model, fit_autoencoder
 from .clustering import fit_clustering
 from .kselect import select_k
@@ -98,7 +98,8 @@ class DeepClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     labels_, cluster_centers_ (code space), n_clusters_, n_features_in_ (``X.shape[1]``, scikit-learn's
     definition; for images the channels), sample_size_ (values per sample), model_ (the trained autoencoder),
     spec_, input_shape_ (one sample as the model sees it), history_ (epoch records of both phases),
-    scaler_ (how values map to the model's [0, 1] input), k_selection_ (with ``n_clusters="auto"``: the
+    scaler_ (how values map to the model's [0, 1] input; signal windows for an arch that reads ``[C, L]``, e.g.
+    ``netbuilder.arch.auto_signal.signal_arch((C, L), k)``, pass as float32), k_selection_ (with ``n_clusters="auto"``: the
     eigengap curve the number was chosen from, else None).
     """
 
@@ -149,7 +150,9 @@ class DeepClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         cl_hp = cluster_settings(loss).resolve({**given, "loss": loss, "epochs": self.cluster_epochs},
                                                training.get("cluster"))
         device = resolve_device(self.device)
-        self.scaler_ = ArrayScaler.fit(arr)
+        # An arch that reads [C, L] takes N×C×L arrays as float signal windows; everything else maps to uint8.
+        signals = is_signal_spec(spec) and arr.ndim == 3 and tuple(arr.shape[1:]) == tuple(shape)
+        self.scaler_ = FloatWindows() if signals else ArrayScaler.fit(arr)
         data = self.scaler_.transform(arr).reshape((len(arr), *shape))
         seed = int(self.random_state)
         log = RunLog(None, echo=bool(self.verbose))
