@@ -9,7 +9,8 @@ Public API:
 * :mod:`~netbuilder.core.scores`, :mod:`~netbuilder.anomaly.threshold`,
   :mod:`~netbuilder.anomaly.protocols`, :mod:`~netbuilder.anomaly.report` — the pure parts.
 """
-from .estimator import AutoencoderAnomalyDetector, TrainingCollapseWarning, check_images
+from .estimator import AutoencoderAnomalyDetector, TrainingCollapseWarning
+from ..core.arrays import check_images, check_signals
 from .protocols import PROTOCOLS, ProtocolSplit, make_split
 from .report import evaluate
 from ..core.scores import SCORES, centroid_distance, cluster_distance, cosine_score, reconstruction_error
@@ -18,14 +19,19 @@ from .threshold import Threshold, ThresholdWarning, best_threshold, contaminatio
 
 def __getattr__(name: str):
     # The experiment runner pulls in the dataset loaders and plotting; import it on first use.
-    if name in ("run_anomaly", "run_all_classes", "predict_dataset"):
+    if name in ("run_anomaly", "run_all_classes"):
         from . import experiment
 
         return getattr(experiment, name)
+    if name == "predict_dataset":
+        from . import predict
+
+        return predict.predict_dataset
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["AutoencoderAnomalyDetector", "TrainingCollapseWarning", "check_images", "PROTOCOLS", "ProtocolSplit", "make_split", "evaluate",
+__all__ = ["AutoencoderAnomalyDetector", "TrainingCollapseWarning", "check_images", "check_signals",
+           "PROTOCOLS", "ProtocolSplit", "make_split", "evaluate",
            "SCORES", "cosine_score", "centroid_distance", "cluster_distance", "reconstruction_error", "Threshold",
            "ThresholdWarning", "best_threshold", "contamination_threshold", "select_threshold", "run_anomaly",
            "run_all_classes", "predict_dataset"]

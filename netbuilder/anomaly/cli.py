@@ -82,7 +82,8 @@ def anomaly_cmd(dataset, arch, archs, out, data_dir, split, image_size, window, 
     Output: <out>/saved_params/<DATASET>/<arch>/anomaly-<protocol>-<target>-<score>/ (weights, threshold.json,
     scores.csv, report.json, manifest.json) and plots in <out>/plots/<DATASET>/<arch>/anomaly-.../.
     """
-    from .experiment import predict_dataset, run_all_classes, run_anomaly
+    from .experiment import run_all_classes, run_anomaly
+    from .predict import predict_dataset
 
     t0 = time.perf_counter()
     threads = hp.pop("threads", None)

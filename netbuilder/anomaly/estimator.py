@@ -32,7 +32,7 @@ from sklearn.exceptions import NotFittedError
 
 from ..arch import load_arch_file
 from ..arch.auto import AUTO, is_auto
-from ..core.arrays import find_arch, is_signal_spec
+from ..core.arrays import check_images, check_signals, find_arch, is_signal_spec
 from ..core.autoencoder import build_model, fit_autoencoder
 from ..core.scores import ScoreFit, ScoreState, error_vs_mean_image, get_score, output_variation, score_statistics
 from ..errors import NetbuilderError
@@ -54,39 +54,6 @@ CONSTANT_BELOW = 0.02   # output_variation under this: one output image for ever
 class TrainingCollapseWarning(UserWarning):
     """The trained autoencoder outputs (nearly) the same image for every input (see
     :func:`~netbuilder.core.scores.output_variation`): too little training, or a collapse."""
-
-
-def check_images(X: Any, name: str = "X") -> np.ndarray:
-    """``X`` as uint8 ``N×C×H×W``: uint8 arrays pass, ``N×H×W`` gains a channel axis, floats in [0, 1]
-    are scaled by 255 and rounded."""
-    if isinstance(X, torch.Tensor):
-        X = X.detach().cpu().numpy()
-    arr = np.asarray(X)
-    if arr.ndim == 3:
-        arr = arr[:, None]
-    if arr.ndim != 4:
-        raise NetbuilderError(f"{name} must be images N×C×H×W (or N×H×W), got shape {arr.shape}")
-    if arr.shape[0] == 0:
-        raise NetbuilderError(f"{name} holds no images")
-    if arr.dtype == np.uint8:
-        return np.ascontiguousarray(arr)
-    if np.issubdtype(arr.dtype, np.floating):
-        if not np.all(np.isfinite(arr)) or arr.min() < 0.0 or arr.max() > 1.0:
-            raise NetbuilderError(f"{name}: float images must lie in [0, 1] (uint8 images 0..255 work as they are)")
-        return np.rint(arr * 255.0).astype(np.uint8)
-    raise NetbuilderError(f"{name}: expected uint8 images 0..255 or floats in [0, 1], got dtype {arr.dtype}")
-
-
-def check_signals(X: Any, name: str = "X") -> np.ndarray:
-    """``X`` as float32 signal windows ``N×C×L`` (finite numbers, as the loaders standardised them)."""
-    arr = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
-    if arr.ndim != 3:
-        raise NetbuilderError(f"{name} must be signal windows N×C×L, got shape {arr.shape}")
-    if arr.shape[0] == 0:
-        raise NetbuilderError(f"{name} holds no windows")
-    if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
-        raise NetbuilderError(f"{name}: signal windows must be finite numbers (dtype {arr.dtype})")
-    return np.ascontiguousarray(arr, dtype=np.float32)
 
 
 def not_l2_message(spec: dict[str, Any], arch_file: str | None = None, l2_names: list[str] | None = None) -> str:

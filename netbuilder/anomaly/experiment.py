@@ -17,7 +17,6 @@ Outputs of a run (``<stage>`` = ``anomaly-<protocol>-<target>-<score>``):
 from __future__ import annotations
 
 import io
-import json
 import time
 import warnings
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ import numpy as np
 
 from ..arch import choose_arch
 from ..core.scores import SCORE_TITLES, SCORES, get_score
-from ..datasets import Dataset, accepts_option, get_spec, load_dataset
+from ..datasets import Dataset, get_spec, load_dataset
 from ..errors import NetbuilderError
 from ..fileio import remove, write_json, write_text
 from ..rules import has_unit_codes
@@ -36,7 +35,7 @@ from ..stages.persist import write_manifest
 from ..stages.workspace import MANIFEST, Workspace, safe_name
 from .estimator import AutoencoderAnomalyDetector, TrainingCollapseWarning, not_l2_message
 from .protocols import PROTOCOLS, TEST_FRACTION, VAL_FRACTION, ProtocolSplit, class_name, make_split
-from .report import evaluate, mean_row, summary_line
+from .report import evaluate, mean_row
 from .threshold import LABELLED, ThresholdWarning, check_contamination, parse_threshold
 
 # A signal detector's training standardisation, saved beside its weights (see predict_dataset).
@@ -327,74 +326,3 @@ def _check(protocol: str, score: str, options: dict[str, Any]) -> None:
                               "use --threshold contamination or a number")
     if options.get("anomaly_ratio") is not None and protocol != "contaminated":
         raise NetbuilderError("--anomaly-ratio applies to the contaminated protocol only")
-
-
-def _read_standardizer(run_dir: Path) -> dict[str, Any] | None:
-    """The saved standardisation of a signal detector's training data, or ``None`` (images)."""
-    path = run_dir / STANDARDIZER
-    if not path.exists():
-        return None
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-        return {"mean": np.asarray(saved["mean"], dtype=np.float64), "std": np.asarray(saved["std"], dtype=np.float64),
-                "window": int(saved["window"])}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise NetbuilderError(f"{path}: unreadable standardisation ({type(exc).__name__}); run the training "
-                              f"again") from None
-
-
-def predict_dataset(model_dir: str | Path, dataset: str, *, data_dir: str | None = None, split: str = "all",
-                    image_size: int | None = None, window: int | None = None, stride: int | None = None,
-                    label_column: str | None = None, out: str = ".", device: str = "auto",
-                    progress: bool | None = None) -> dict[str, Any]:
-    """Score ``dataset`` with the detector saved in ``model_dir`` and its saved threshold.
-
-    Signal detectors saved their training data's per-channel standardisation and window: the new recording is
-    cut into windows of that length (unless ``window`` says otherwise) and standardised with the saved
-    statistics, not its own (which would hide an offset or a change of scale).
-
-    Writes ``<out>/predictions/<stage>/<dataset>.csv`` (index, score, anomaly[, file]). If the data are
-    labelled and contain the saved target class, the report (AUC, AP, acc/F1) is computed with the saved
-    protocol's meaning of "anomaly".
-    """
-    d = Path(model_dir)
-    manifest_path = d / MANIFEST
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        manifest = None
-    if not manifest or not manifest.get("complete"):
-        raise NetbuilderError(f"{d}: not a complete `netbuilder anomaly` run (no complete {MANIFEST}); run it again")
-    det = AutoencoderAnomalyDetector.load(d, device=device)
-    saved = _read_standardizer(d)
-    how = signal_options(window, stride, label_column)
-    if saved is not None and window is None and accepts_option(dataset, "window"):
-        how["window"] = saved["window"]
-    ds = load_dataset(dataset, data_dir=data_dir, split=split, image_size=image_size,
-                      progress=progress if progress is not None else True, **how)
-    if saved is not None:
-        if ds.mean is None:
-            raise NetbuilderError(f"{d}: the detector was trained on signal windows; {ds.name} holds images")
-        ds = ds.restandardized(saved["mean"], saved["std"])
-    scores = det.decision_function(ds.images)
-    thr = det.threshold_
-    pred = (scores > thr).astype(np.int64)
-    proto = manifest.get("protocol") or {}
-    result: dict[str, Any] = {"n": len(ds), "flagged": int(pred.sum()), "threshold": thr, "metrics": None}
-    target_name = proto.get("target_name")
-    if ds.labels is not None and ds.class_names and target_name in ds.class_names:
-        t = ds.class_names.index(target_name)
-        y = (ds.labels != t) if proto.get("protocol") == "one-class" else (ds.labels == t)
-        result["metrics"] = evaluate(y.astype(np.int64), scores, thr)
-    buf = io.StringIO()
-    buf.write("index,score,anomaly" + (",file" if ds.files else "") + "\n")
-    for i, s in enumerate(scores):
-        buf.write(f"{i},{s:.8g},{pred[i]}" + (f",{_csv(ds.files[i])}" if ds.files else "") + "\n")
-    path = Path(out) / "predictions" / d.name / f"{safe_name(ds.name)}.csv"
-    write_text(path, buf.getvalue())
-    result["csv"] = str(path)
-    result["summary"] = (f"{ds.name}: {result['flagged']} of {len(ds)} images flagged as anomalous "
-                         f"(score '{det.score}' > saved threshold {thr:.6g})")
-    if result["metrics"]:
-        result["summary"] += "\n" + summary_line(result["metrics"])
-    return result

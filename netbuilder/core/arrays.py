@@ -2,7 +2,8 @@
 
 The training loop batches uint8 samples (scaled to [0, 1] one batch at a time). :class:`ArrayScaler` turns
 uint8 arrays, floats in [0, 1] and floats in any other range (min-max scaled with the training data's range)
-into that form; :func:`find_arch` accepts ``"auto"``, a spec dict, an archs file, or the name of a shipped arch.
+into that form (signal windows ``N×C×L`` stay float32: :class:`FloatWindows`); :func:`check_images` and
+:func:`check_signals` are the anomaly detector's stricter checks; :func:`find_arch` accepts ``"auto"``, a spec dict, an archs file, or the name of a shipped arch.
 """
 from __future__ import annotations
 
@@ -71,6 +72,39 @@ class FloatWindows:
 def is_signal_spec(spec: dict[str, Any]) -> bool:
     """Whether an arch reads signal windows ``[C, L]`` (two input dimensions) rather than images or vectors."""
     return len(spec.get("input_shape") or []) == 2
+
+
+def check_images(X: Any, name: str = "X") -> np.ndarray:
+    """``X`` as uint8 ``N×C×H×W``: uint8 arrays pass, ``N×H×W`` gains a channel axis, floats in [0, 1]
+    are scaled by 255 and rounded."""
+    if hasattr(X, "detach"):  # a torch tensor
+        X = X.detach().cpu().numpy()
+    arr = np.asarray(X)
+    if arr.ndim == 3:
+        arr = arr[:, None]
+    if arr.ndim != 4:
+        raise NetbuilderError(f"{name} must be images N×C×H×W (or N×H×W), got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise NetbuilderError(f"{name} holds no images")
+    if arr.dtype == np.uint8:
+        return np.ascontiguousarray(arr)
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.all(np.isfinite(arr)) or arr.min() < 0.0 or arr.max() > 1.0:
+            raise NetbuilderError(f"{name}: float images must lie in [0, 1] (uint8 images 0..255 work as they are)")
+        return np.rint(arr * 255.0).astype(np.uint8)
+    raise NetbuilderError(f"{name}: expected uint8 images 0..255 or floats in [0, 1], got dtype {arr.dtype}")
+
+
+def check_signals(X: Any, name: str = "X") -> np.ndarray:
+    """``X`` as float32 signal windows ``N×C×L`` (finite numbers, as the loaders standardised them)."""
+    arr = X.detach().cpu().numpy() if hasattr(X, "detach") else np.asarray(X)
+    if arr.ndim != 3:
+        raise NetbuilderError(f"{name} must be signal windows N×C×L, got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise NetbuilderError(f"{name} holds no windows")
+    if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
+        raise NetbuilderError(f"{name}: signal windows must be finite numbers (dtype {arr.dtype})")
+    return np.ascontiguousarray(arr, dtype=np.float32)
 
 
 def sample_shape(arr: np.ndarray, arch_shape: tuple[int, ...] | None) -> tuple[int, ...]:
