@@ -102,3 +102,26 @@ def test_restandardized_undoes_the_own_statistics(tmp_path):
     digits = load_dataset("DIGITS")
     with pytest.raises(DatasetError, match="no standardisation"):
         digits.restandardized(mean, std)
+
+
+def test_ucr_one_class_trains_on_the_train_file_and_tests_on_the_test_file(tmp_path):
+    """ucr: has an official split: one-class trains on the TRAIN file's target class, tests on the TEST file."""
+    folder = tmp_path / "ucr" / "Toy"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    t = np.arange(40)
+    for part, n in {"TRAIN": 40, "TEST": 30}.items():
+        labels = np.arange(n) % 2
+        x = np.where(labels[:, None] == 0, np.sin(t / 3.0), np.sign(np.sin(t / 7.0))) * 2.0 \
+            + 0.1 * rng.standard_normal((n, 40))
+        lines = ["@problemName Toy", "@univariate true", "@equalLength true", "@classLabel true a b", "@data"] + \
+            [",".join(f"{v:.5f}" for v in row) + f":{'ab'[c]}" for row, c in zip(x, labels)]
+        (folder / f"Toy_{part}.ts").write_text("\n".join(lines) + "\n")
+    res = CliRunner().invoke(main, ["anomaly", "-d", "ucr:Toy", "--data-dir", str(tmp_path), "--protocol",
+                                    "one-class", "--target", "a", "--epochs", "20", "--no-plots", "--no-progress",
+                                    "--json", "--out", str(tmp_path / "out"), "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    row = json.loads(res.stdout)
+    # 20 TRAIN series of class a; all 30 TEST series scored, the 15 of class b are the anomalies
+    assert row["n_train"] == 20 and row["n_test"] == 30 and row["n_anomalies"] == 15
+    assert row["auc"] > 0.9

@@ -28,6 +28,7 @@ import numpy as np
 from ..arch import choose_arch
 from ..core.scores import SCORE_TITLES, SCORES, get_score
 from ..datasets import Dataset, get_spec, load_dataset
+from ..datasets.registry import located_kind
 from ..errors import NetbuilderError
 from ..fileio import remove, write_json, write_text
 from ..rules import has_unit_codes
@@ -57,11 +58,10 @@ class Inputs:
 
 
 def has_official_split(name: str) -> bool:
-    """Whether the dataset ``name`` is registered with both a train and a test split."""
-    if name.strip().lower().startswith("folder:"):
-        return False
-    spec = get_spec(name)
-    return "train" in spec.sizes and "test" in spec.sizes
+    """Whether the dataset ``name`` (registered or located, e.g. ``ucr:NAME``) has both a train and a test split."""
+    kind = located_kind(name)
+    splits = kind.splits if kind is not None else tuple(get_spec(name).sizes)
+    return "train" in splits and "test" in splits
 
 
 def load_inputs(dataset: str, arch: str | int = 0, protocol: str = "one-class", score: str = "recon", *,

@@ -78,6 +78,7 @@ class LocatedKind:
     description: str
     modality: str = "image"
     options: tuple[str, ...] = ()
+    splits: tuple[str, ...] = ("all",)  # ucr: adds its TRAIN and TEST files
 
     @property
     def accepts(self) -> tuple[str, ...]:

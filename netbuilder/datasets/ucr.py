@@ -122,6 +122,7 @@ def _labels(name: str, parsed: dict[str, TsFile], parts: list[str]) -> tuple[lis
 
 
 @register_dataset("ucr:", placeholder="NAME", what="a dataset name", example="ucr:GunPoint", modality="signal",
+                  splits=("all", "train", "test"),
                   description="UCR/UEA .ts time series in <data root>/ucr/NAME/NAME_TRAIN.ts and NAME_TEST.ts")
 def load_ucr(location: str, root: Path, split: str, download_ok: bool, progress: bool) -> Dataset:
     """Series as float32 ``N×C×L`` (train then test for ``all``), labels indexed in the declared order (or
