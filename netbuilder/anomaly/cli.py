@@ -64,9 +64,10 @@ _FRACTION = click.FloatRange(min=0, max=1, min_open=True, max_open=True)
               help="Instead of training: score -d DATASET with the detector saved in this run directory "
                    "(its saved threshold); writes <out>/predictions/<run>/<dataset>.csv.")
 @click.option("-v", "--verbose", is_flag=True, help="Echo the training log lines.")
-def anomaly_cmd(dataset, arch, archs, out, data_dir, split, image_size, window, stride, label_column, protocol, target, all_classes, score,
-                threshold, contamination, anomaly_ratio, clusters, test_fraction, val_fraction, seed, device, progress,
-                cluster_epochs, far, ensemble, plots, as_json, model_dir, verbose, **hp) -> None:
+def anomaly_cmd(dataset, arch, archs, out, data_dir, split, image_size, window, stride, label_column, protocol,
+                target, all_classes, score, threshold, contamination, anomaly_ratio, clusters, test_fraction,
+                val_fraction, seed, device, progress, cluster_epochs, far, ensemble, plots, as_json, model_dir,
+                verbose, **hp) -> None:
     """Anomaly detection with an autoencoder, under a stated protocol.
 
     \b

@@ -283,7 +283,8 @@ def run_tep_report(arch: str | int = 0, score: str = "recon", *, archs: str | No
     stage = stage_name("one-class", "all", score)
     dev = resolve_device(device)
     log = RunLog(ws.log_stem(stage), echo=verbose)
-    fit = dict(score=score, stride=stride, ensemble=ensemble, pca_variance=pca_variance, train_options=train_options or {},
+    fit = dict(score=score, stride=stride, ensemble=ensemble, pca_variance=pca_variance,
+               train_options=train_options or {},
                seed=seed, device=dev, progress=progress, log=log)
     start = window - 1  # every detector is evaluated on the samples the windows score
     oof: dict[str, np.ndarray] = {}

@@ -3,7 +3,8 @@
 The training loop batches uint8 samples (scaled to [0, 1] one batch at a time). :class:`ArrayScaler` turns
 uint8 arrays, floats in [0, 1] and floats in any other range (min-max scaled with the training data's range)
 into that form (signal windows ``N×C×L`` stay float32: :class:`FloatWindows`); :func:`check_images` and
-:func:`check_signals` are the anomaly detector's stricter checks; :func:`find_arch` accepts ``"auto"``, a spec dict, an archs file, or the name of a shipped arch.
+:func:`check_signals` are the anomaly detector's stricter checks; :func:`find_arch` accepts ``"auto"``, a spec
+dict, an archs file, or the name of a shipped arch.
 """
 from __future__ import annotations
 

@@ -99,8 +99,8 @@ class DeepClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     definition; for images the channels), sample_size_ (values per sample), model_ (the trained autoencoder),
     spec_, input_shape_ (one sample as the model sees it), history_ (epoch records of both phases),
     scaler_ (how values map to the model's [0, 1] input; signal windows for an arch that reads ``[C, L]``, e.g.
-    ``netbuilder.arch.auto_signal.signal_arch((C, L), k)``, pass as float32), k_selection_ (with ``n_clusters="auto"``: the
-    eigengap curve the number was chosen from, else None).
+    ``netbuilder.arch.auto_signal.signal_arch((C, L), k)``, pass as float32), k_selection_ (with
+    ``n_clusters="auto"``: the eigengap curve the number was chosen from, else None).
     """
 
     def __init__(self, arch: dict[str, Any] | str | int = "auto", n_clusters: int | None = None,

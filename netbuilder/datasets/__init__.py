@@ -21,6 +21,7 @@ from .signals import Standardizer
 from .spec import DatasetSpec, LocatedKind
 from . import tep  # noqa: E402  (the fault-detection API; the registry has imported it already)
 
-__all__ = ["Dataset", "DatasetSpec", "DATASETS", "accepts_option", "LocatedKind", "Standardizer", "get_spec", "known_names",
+__all__ = ["Dataset", "DatasetSpec", "DATASETS", "accepts_option",
+           "LocatedKind", "Standardizer", "get_spec", "known_names",
            "list_datasets", "load_dataset", "register_dataset", "resolve_data_dir", "tep", "to_float",
            "unregister_dataset"]

@@ -49,8 +49,8 @@ def register_dataset(name: str, **facts: Any) -> Callable[[F], F]:
     """Decorator: register the decorated loader as the dataset kind ``name``; the loader is returned unchanged.
 
     ``name`` ending in ``:`` registers a located kind (:class:`LocatedKind`: ``placeholder``, ``what``,
-    ``example``, ``description``, optionally ``modality``, ``options`` and ``splits``); any other ``name`` a named dataset
-    (:class:`DatasetSpec`: its remaining fields as keywords). A name, directory name or alias that collides
+    ``example``, ``description``, optionally ``modality``, ``options`` and ``splits``); any other ``name`` a named
+    dataset (:class:`DatasetSpec`: its remaining fields as keywords). A name, directory name or alias that collides
     with a registered one raises ``ValueError``.
     """
 
