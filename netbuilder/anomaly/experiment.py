@@ -27,7 +27,7 @@ import numpy as np
 
 from ..arch import choose_arch
 from ..core.scores import SCORE_TITLES, SCORES, get_score
-from ..datasets import Dataset, get_spec, load_dataset
+from ..datasets import Dataset, Standardizer, get_spec, load_dataset
 from ..datasets.registry import located_kind
 from ..errors import NetbuilderError
 from ..fileio import remove, write_json, write_text
@@ -79,7 +79,7 @@ def load_inputs(dataset: str, arch: str | int = 0, protocol: str = "one-class", 
         raise NetbuilderError(not_l2_message(spec, str(choice.file), l2))
     split = (split or "all").lower()
     how = dict(data_dir=data_dir, image_size=image_size, progress=progress if progress is not None else True,
-               **signal_options(window, stride, label_column))
+               window=window, stride=stride, label_column=label_column)
     test = None
     if protocol == "one-class" and split == "all" and has_official_split(dataset):
         data = load_dataset(dataset, split="train", **how)
@@ -91,13 +91,6 @@ def load_inputs(dataset: str, arch: str | int = 0, protocol: str = "one-class", 
     spec = choice.resolve(data.shape, data.n_classes)
     return Inputs(data, test, spec, choice.file, choice.index, Workspace.create(out, ws_name, spec["name"]),
                   auto=choice.auto)
-
-
-def signal_options(window: int | None, stride: int | None, label_column: str | None) -> dict[str, Any]:
-    """The signal options that were given (``load_dataset`` refuses any option a dataset does not take, so the
-    ones left at ``None`` are not passed)."""
-    given = {"window": window, "stride": stride, "label_column": label_column}
-    return {k: v for k, v in given.items() if v is not None}
 
 
 def stage_name(protocol: str, target_name: str | None, score: str) -> str:
@@ -185,8 +178,8 @@ def run_target(inputs: Inputs, protocol: str, target: str | int | None, score: s
     detector.save(out_dir)
     if inputs.data.mean is not None:
         # New recordings are scored in this standardisation, not one fitted on themselves (predict_dataset).
-        write_json(out_dir / STANDARDIZER, {"mean": inputs.data.mean.tolist(), "std": inputs.data.std.tolist(),
-                                            "window": int(inputs.data.images.shape[-1])})
+        scaler = Standardizer(mean=inputs.data.mean, std=inputs.data.std)
+        write_json(out_dir / STANDARDIZER, {**scaler.record(), "window": int(inputs.data.images.shape[-1])})
     write_text(out_dir / "scores.csv", scores_csv(split, test_scores, thr, source))
     report = {"protocol": split.record(), "score": score, "threshold": info.to_dict(), "metrics": metrics,
               "output_variation": detector.output_variation_, "error_vs_mean_image": detector.error_vs_mean_, "warnings": split.warnings + detector.fit_warnings_ + (

@@ -9,24 +9,23 @@ from typing import Any
 
 import numpy as np
 
-from ..datasets import accepts_option, load_dataset
+from ..datasets import Standardizer, accepts_option, load_dataset
 from ..errors import NetbuilderError
 from ..fileio import write_text
 from ..stages.workspace import MANIFEST, safe_name
 from .estimator import AutoencoderAnomalyDetector
-from .experiment import STANDARDIZER, _csv, signal_options
+from .experiment import STANDARDIZER, _csv
 from .report import evaluate, summary_line
 
 
-def _read_standardizer(run_dir: Path) -> dict[str, Any] | None:
-    """The saved standardisation of a signal detector's training data, or ``None`` (images)."""
+def _read_standardizer(run_dir: Path) -> tuple[Standardizer, int] | None:
+    """The saved standardisation of a signal detector's training data and its window, or ``None`` (images)."""
     path = run_dir / STANDARDIZER
     if not path.exists():
         return None
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
-        return {"mean": np.asarray(saved["mean"], dtype=np.float64), "std": np.asarray(saved["std"], dtype=np.float64),
-                "window": int(saved["window"])}
+        return Standardizer.from_record(saved), int(saved["window"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise NetbuilderError(f"{path}: unreadable standardisation ({type(exc).__name__}); run the training "
                               f"again") from None
@@ -56,15 +55,14 @@ def predict_dataset(model_dir: str | Path, dataset: str, *, data_dir: str | None
         raise NetbuilderError(f"{d}: not a complete `netbuilder anomaly` run (no complete {MANIFEST}); run it again")
     det = AutoencoderAnomalyDetector.load(d, device=device)
     saved = _read_standardizer(d)
-    how = signal_options(window, stride, label_column)
     if saved is not None and window is None and accepts_option(dataset, "window"):
-        how["window"] = saved["window"]
-    ds = load_dataset(dataset, data_dir=data_dir, split=split, image_size=image_size,
-                      progress=progress if progress is not None else True, **how)
+        window = saved[1]
+    ds = load_dataset(dataset, data_dir=data_dir, split=split, image_size=image_size, window=window,
+                      stride=stride, label_column=label_column, progress=progress if progress is not None else True)
     if saved is not None:
         if ds.mean is None:
             raise NetbuilderError(f"{d}: the detector was trained on signal windows; {ds.name} holds images")
-        ds = ds.restandardized(saved["mean"], saved["std"])
+        ds = ds.restandardized(saved[0].mean, saved[0].std)
     scores = det.decision_function(ds.images)
     thr = det.threshold_
     pred = (scores > thr).astype(np.int64)

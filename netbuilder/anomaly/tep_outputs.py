@@ -82,7 +82,7 @@ def save_report(report: dict[str, Any], ws: Workspace, stage: str, *, spec: dict
     out_dir = ws.stage_dir(stage)
     remove(out_dir / MANIFEST)  # a rerun is incomplete until its manifest is written again
     save_weights(out_dir / FILES["weights"], detector.model.state_dict())
-    write_json(out_dir / FILES["standardizer"], {"mean": detector.scaler.mean, "std": detector.scaler.std,
+    write_json(out_dir / FILES["standardizer"], {**detector.scaler.record(),
                                                  "fitted_on": f"d00.dat samples 0..{report['n_fit_samples'] - 1}"})
     write_json(out_dir / FILES["threshold"], {
         "far_target": report["far_target"], "window": report["window"], "score": report["score"],

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import DatasetError
 from .checksum import derived_fingerprint
+from .signals import Standardizer
 
 if TYPE_CHECKING:  # torch is heavy; it is imported only when a batch is actually converted
     import torch
@@ -112,15 +113,14 @@ class Dataset:
         data a model was fitted on (fitting on the new data would standardise an offset fault away)."""
         if self.mean is None or self.std is None:
             raise DatasetError(f"{self.name}: images carry no standardisation to replace")
-        mean, std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
-        if mean.shape != self.mean.shape or std.shape != self.std.shape:
+        target = Standardizer(mean=np.asarray(mean, dtype=np.float32), std=np.asarray(std, dtype=np.float32))
+        if target.mean.shape != self.mean.shape or target.std.shape != self.std.shape:
             raise DatasetError(f"{self.name}: has {len(self.mean)} channels; the saved standardisation has "
-                               f"{mean.size}")
+                               f"{target.mean.size}")
         raw = self.images.astype(np.float64) * self.std[:, None] + self.mean[:, None]
-        step = "restandardised with mean " + ",".join(f"{v:.9g}" for v in mean) + " std " + \
-            ",".join(f"{v:.9g}" for v in std)
-        return replace(self, images=((raw - mean[:, None]) / std[:, None]).astype(np.float32),
-                       mean=mean.astype(np.float32), std=std.astype(np.float32),
+        step = "restandardised with mean " + ",".join(f"{v:.9g}" for v in target.mean) + " std " + \
+            ",".join(f"{v:.9g}" for v in target.std)
+        return replace(self, images=target.apply(raw), mean=target.mean, std=target.std,
                        fingerprint=derived_fingerprint(self.fingerprint, step))
 
 

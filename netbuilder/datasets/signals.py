@@ -81,6 +81,16 @@ class Standardizer:
         std = np.where(std < MIN_STD, 1.0, std)
         return cls(mean=mean.astype(np.float32), std=std.astype(np.float32))
 
+    def record(self) -> dict[str, list[float]]:
+        """``{"mean": [...], "std": [...]}``: how a model's files keep it (read back by :meth:`from_record`)."""
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> "Standardizer":
+        """The standardisation :meth:`record` wrote (float32, one value per channel)."""
+        return cls(mean=np.asarray(record["mean"], dtype=np.float32),
+                   std=np.asarray(record["std"], dtype=np.float32))
+
     def apply(self, data: np.ndarray) -> np.ndarray:
         """Standardised float32 copy of a ``T×C`` recording or ``N×C×L`` windows."""
         if data.ndim == 2:
