@@ -23,7 +23,7 @@ def test_shipped_files_exist_with_expected_names() -> None:
     names = {f.name: [s["name"] for s in load_arch_file(f)] for f in ARCH_FILES}
     assert names["mnist.json"] == ["dcec-l2", "original-c5", "dcec", "dec-dense", "dcec-l2-bce"]
     assert names["coil20.json"] == ["coil-conv-l2", "coil-conv"]
-    assert names["digits.json"] == ["digits-dense", "digits-dense-l2", "digits-conv"]
+    assert names["digits.json"] == ["digits-scan", "digits-dense", "digits-dense-l2", "digits-conv"]
 
 
 @pytest.mark.parametrize("path,index", SHIPPED, ids=[f"{f.stem}-{i}" for f, i in SHIPPED])

@@ -206,7 +206,7 @@ def test_bad_dataset_files(tmp_path, case):
 def pretrained(tmp_path_factory):
     """A two-epoch DIGITS pretrain (seconds); tests copy it before breaking it."""
     out = tmp_path_factory.mktemp("pre")
-    code, stdout, err = run_cli(["pretrain", "-d", "DIGITS", "-a", "0", "--epochs", "2", "--eval-every", "10",
+    code, stdout, err = run_cli(["pretrain", "-d", "DIGITS", "-a", "digits-dense", "--epochs", "2", "--eval-every", "10",
                                  "--out", str(out), "--no-progress"])
     assert code == 0, err
     return out
@@ -219,7 +219,7 @@ def _copy(pretrained: Path, tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _cluster(out: Path, *extra: str) -> list[str]:
-    return ["cluster", "-d", "DIGITS", "-a", "0", "--loss", "kmeans", "--epochs", "1", "--out", str(out),
+    return ["cluster", "-d", "DIGITS", "-a", "digits-dense", "--loss", "kmeans", "--epochs", "1", "--out", str(out),
             "--no-progress", *extra]
 
 
@@ -295,7 +295,7 @@ def test_corrupt_codes(pretrained, tmp_path, damage):
 def test_corrupt_checkpoint_on_resume(pretrained, tmp_path):
     out, stage = _copy(pretrained, tmp_path)
     (stage / "checkpoint.pt").write_bytes(b"PK\x03\x04 not really a zip")
-    assert_one_line_error(["pretrain", "-d", "DIGITS", "-a", "0", "--epochs", "2", "--out", str(out),
+    assert_one_line_error(["pretrain", "-d", "DIGITS", "-a", "digits-dense", "--epochs", "2", "--out", str(out),
                            "--no-progress", "--resume"], "checkpoint.pt")
 
 

@@ -43,9 +43,13 @@ def _fit(name, pretrained, **over):
     return obj, res, data
 
 
+# Objectives that need more than 3 epochs to reach the bar (SCAN's random heads start from chance).
+LONGER = {"scan": {"epochs": 40, "batch_size": 128}}
+
+
 @pytest.mark.parametrize("name", sorted(OBJECTIVES))
 def test_objective_clusters_digits(name, pretrained):
-    obj, res, data = _fit(name, pretrained)
+    obj, res, data = _fit(name, pretrained, **LONGER.get(name, {}))
     n = len(data)
     assert res.pred.shape == (n,) and res.pred.dtype == np.int64
     assert res.q.shape == (n, 10) and np.allclose(res.q.sum(1), 1.0, atol=1e-4)

@@ -30,7 +30,7 @@ needs_two_gpus = pytest.mark.skipif(TEST_DEVICE.startswith("cuda") and torch.cud
 def _torchrun(out: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "netbuilder", *args, "-d", "DIGITS", "-a", "0", "--out", str(out), "--no-progress",
+           "-m", "netbuilder", *args, "-d", "DIGITS", "-a", "digits-dense", "--out", str(out), "--no-progress",
            "--device", "cuda" if TEST_DEVICE.startswith("cuda") else TEST_DEVICE]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -44,8 +44,8 @@ def _files(root: Path) -> set[str]:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     single, multi = tmp_path_factory.mktemp("single"), tmp_path_factory.mktemp("multi")
-    pre = pretrain("DIGITS", 0, out=str(single), epochs=2, echo=False, progress=False, device=TEST_DEVICE)
-    clu = {loss: cluster("DIGITS", 0, loss, out=str(single), epochs=2, echo=False, progress=False,
+    pre = pretrain("DIGITS", "digits-dense", out=str(single), epochs=2, echo=False, progress=False, device=TEST_DEVICE)
+    clu = {loss: cluster("DIGITS", "digits-dense", loss, out=str(single), epochs=2, echo=False, progress=False,
                          device=TEST_DEVICE)
            for loss in ("kmeans", "kld")}
     p1 = _torchrun(multi, "pretrain", "--epochs", "2")
@@ -99,7 +99,7 @@ def test_anomaly_under_torchrun_matches_one_process(tmp_path):
     args = ["--protocol", "one-class", "--target", "0", "--no-plots", "--json"]
     proc = _torchrun(tmp_path / "multi", "anomaly", *args)
     two = json.loads(proc.stdout)
-    inputs = load_inputs("DIGITS", 0, "one-class", out=str(tmp_path / "single"), progress=False)
+    inputs = load_inputs("DIGITS", "digits-dense", "one-class", out=str(tmp_path / "single"), progress=False)
     one = run_target(inputs, "one-class", "0", plots=False, progress=False, device=TEST_DEVICE)
     assert two["metrics"]["auc"] == pytest.approx(one["auc"], abs=0.02)
     assert two["metrics"]["auc"] > 0.9

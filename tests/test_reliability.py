@@ -25,7 +25,7 @@ def _env() -> dict[str, str]:
 
 
 def _pretrain_cmd(out: Path, epochs: int, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "netbuilder", "pretrain", "-d", "DIGITS", "-a", "0", "--epochs", str(epochs),
+    return [sys.executable, "-m", "netbuilder", "pretrain", "-d", "DIGITS", "-a", "digits-dense", "--epochs", str(epochs),
             "--eval-every", str(epochs), "--threads", "1", "--out", str(out), "--no-progress", *extra]
 
 
@@ -102,7 +102,7 @@ def pretrained(tmp_path_factory):
     from netbuilder.stages.pretrain import pretrain
 
     out = tmp_path_factory.mktemp("pre")
-    pretrain("DIGITS", 0, out=str(out), epochs=3, eval_every=10, echo=False, progress=False)
+    pretrain("DIGITS", "digits-dense", out=str(out), epochs=3, eval_every=10, echo=False, progress=False)
     return out
 
 
@@ -130,7 +130,7 @@ def test_cluster_interrupted_and_resumed_matches_uninterrupted(pretrained, tmp_p
     hp = dict(epochs=4, batch_size=256, echo=False, progress=False, **({"update_interval": 5} if loss == "kld" else {}))
     straight = tmp_path / "straight"
     shutil.copytree(pretrained, straight)
-    m_ref = cl.cluster("DIGITS", 0, loss, out=str(straight), **hp)
+    m_ref = cl.cluster("DIGITS", "digits-dense", loss, out=str(straight), **hp)
 
     killed = tmp_path / "killed"
     shutil.copytree(pretrained, killed)
@@ -138,11 +138,11 @@ def test_cluster_interrupted_and_resumed_matches_uninterrupted(pretrained, tmp_p
     with monkeypatch.context() as mp:
         _interrupt_after(mp, core_clustering, 3)
         with pytest.raises(KeyboardInterrupt):
-            cl.cluster("DIGITS", 0, loss, out=str(killed), **hp)
+            cl.cluster("DIGITS", "digits-dense", loss, out=str(killed), **hp)
     assert (stage / "checkpoint.pt").exists() and not (stage / "manifest.json").exists()
     assert not (stage / ".lock").exists()
     assert torch.load(stage / "checkpoint.pt", weights_only=True)["epoch"] == 2
-    m_res = cl.cluster("DIGITS", 0, loss, out=str(killed), resume=True, **hp)
+    m_res = cl.cluster("DIGITS", "digits-dense", loss, out=str(killed), resume=True, **hp)
     assert m_res["metrics"] == m_ref["metrics"] and m_res["steps"] == m_ref["steps"]
     ref_dir = straight / STAGE_REL / f"cluster-{loss}"
     assert (stage / "assignments.csv").read_text() == (ref_dir / "assignments.csv").read_text()
@@ -161,9 +161,9 @@ def test_cluster_resume_refuses_other_options(pretrained, tmp_path, monkeypatch)
     with monkeypatch.context() as mp:
         _interrupt_after(mp, core_clustering, 2)
         with pytest.raises(KeyboardInterrupt):
-            cl.cluster("DIGITS", 0, "kmeans", out=str(out), epochs=3, echo=False, progress=False)
+            cl.cluster("DIGITS", "digits-dense", "kmeans", out=str(out), epochs=3, echo=False, progress=False)
     with pytest.raises(StageError, match="checkpoint.pt.*different"):
-        cl.cluster("DIGITS", 0, "kmeans", out=str(out), epochs=3, lr=0.5, resume=True, echo=False, progress=False)
+        cl.cluster("DIGITS", "digits-dense", "kmeans", out=str(out), epochs=3, lr=0.5, resume=True, echo=False, progress=False)
 
 
 # ---------------------------------------------------------------- locks
@@ -181,7 +181,7 @@ def test_second_run_on_same_stage_dir_is_refused(pretrained, tmp_path):
     try:
         (stage / ".lock").write_text(f"{holder.pid}\n")
         with pytest.raises(StageError) as err:
-            cluster("DIGITS", 0, "kmeans", out=str(out), epochs=1, echo=False, progress=False)
+            cluster("DIGITS", "digits-dense", "kmeans", out=str(out), epochs=1, echo=False, progress=False)
         msg = str(err.value)
         assert f"pid {holder.pid}" in msg and "another netbuilder run" in msg and str(stage / ".lock") in msg
         assert "\n" not in msg
@@ -205,7 +205,7 @@ def test_stale_lock_is_taken_over_with_a_warning(pretrained, tmp_path, capsys):
     dead.wait()
     (stage / ".lock").write_text(f"{dead.pid}\n")
     (stage / ".codes.npy.1234abcd.tmp").write_bytes(b"half")  # left by a killed writer
-    cluster("DIGITS", 0, "kmeans", out=str(out), epochs=1, echo=False, progress=False)
+    cluster("DIGITS", "digits-dense", "kmeans", out=str(out), epochs=1, echo=False, progress=False)
     assert "stale lock" in capsys.readouterr().err
     assert sorted(p.name for p in stage.iterdir()) == ["assignments.csv", "centroids.npy", "codes.npy",
                                                        "manifest.json", "weights.safetensors"]
@@ -245,7 +245,7 @@ def test_nan_loss_stops_with_epoch_and_batch_and_keeps_last_good_checkpoint(tmp_
 
     monkeypatch.setattr(core_ae, "reconstruction_loss", poisoned)
     with pytest.raises(NetbuilderError) as err:
-        pre.pretrain("DIGITS", 0, out=str(tmp_path), epochs=5, eval_every=10, echo=False, progress=False)
+        pre.pretrain("DIGITS", "digits-dense", out=str(tmp_path), epochs=5, eval_every=10, echo=False, progress=False)
     msg = str(err.value)
     assert "epoch 3" in msg and "batch 5" in msg and "--lr" in msg and "\n" not in msg
     stage = tmp_path / STAGE_REL / "pretrain"

@@ -239,7 +239,7 @@ def test_visualize_needs_pretrain(tmp_path: Path) -> None:
     from netbuilder.errors import StageError
 
     with pytest.raises(StageError, match="netbuilder pretrain"):
-        visualize("DIGITS", 0, out=str(tmp_path), method="pca", n=200, device="cpu")
+        visualize("DIGITS", "digits-dense", out=str(tmp_path), method="pca", n=200, device="cpu")
     assert not (tmp_path / "plots").exists() or not any((tmp_path / "plots").rglob("*.png"))
 
 
@@ -248,14 +248,14 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _, pretrain, cluster = _stage_modules()
     out = tmp_path_factory.mktemp("vis")
     # Few probes and k-means restarts: the plots need the outputs to exist, not to be good.
-    pretrain("DIGITS", 0, out=str(out), epochs=3, echo=False, progress=False, device="cpu", eval_every=3)
-    cluster("DIGITS", 0, "kld", out=str(out), epochs=2, echo=False, progress=False, device="cpu", n_init=2)
+    pretrain("DIGITS", "digits-dense", out=str(out), epochs=3, echo=False, progress=False, device="cpu", eval_every=3)
+    cluster("DIGITS", "digits-dense", "kld", out=str(out), epochs=2, echo=False, progress=False, device="cpu", n_init=2)
     return out
 
 
 def test_visualize_end_to_end(trained: Path) -> None:
     visualize, _, _ = _stage_modules()
-    written = visualize("DIGITS", 0, out=str(trained), method="pca", n=400, device="cpu")
+    written = visualize("DIGITS", "digits-dense", out=str(trained), method="pca", n=400, device="cpu")
     names = {Path(p).name for p in written.values()}
     pca = {f"pca{d}d-{s}.png" for d in (2, 3) for s in ("pretrain", "cluster-kld")}
     assert names == {"embedding-pixels.png", "embedding-pretrain.png", "embedding-cluster-kld.png",
@@ -278,7 +278,7 @@ def test_visualize_command(trained: Path) -> None:
     from netbuilder.stages.visualize import visualize_cmd
 
     # The outputs already exist from the end-to-end test; the command overwrites them in place.
-    res = CliRunner().invoke(visualize_cmd, ["-d", "DIGITS", "-a", "0", "--out", str(trained), "--method", "pca",
+    res = CliRunner().invoke(visualize_cmd, ["-d", "DIGITS", "-a", "digits-dense", "--out", str(trained), "--method", "pca",
                                              "--n", "150", "--device", "cpu"])
     assert res.exit_code == 0, res.output
     assert "wrote 10 plots" in res.output

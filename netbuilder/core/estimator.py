@@ -147,8 +147,9 @@ class DeepClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         check_recon_loss(pre_hp["recon_loss"], spec)
         given = dict(self.cluster_params or {})
         check_final_step(loss, given)
-        cl_hp = cluster_settings(loss).resolve({**given, "loss": loss, "epochs": self.cluster_epochs},
-                                               training.get("cluster"))
+        if self.cluster_epochs is not None:
+            given["epochs"] = self.cluster_epochs
+        cl_hp = cluster_settings(loss).resolve({**given, "loss": loss}, training.get("cluster"))
         device = resolve_device(self.device)
         # An arch that reads [C, L] takes N×C×L arrays as float signal windows; everything else maps to uint8.
         signals = is_signal_spec(spec) and arr.ndim == 3 and tuple(arr.shape[1:]) == tuple(shape)

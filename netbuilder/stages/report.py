@@ -104,12 +104,13 @@ def collect(ctx: StageContext, *, seed: int = 0, pixels: bool = True) -> list[di
 def format_table(rows: list[dict[str, Any]], header: str = "") -> str:
     """A plain-text table like the original project's, computed now."""
     lines = [header] if header else []
-    lines.append(f"{'method':<34}{'ACC':>8}{'NMI':>8}{'ARI':>8}{'clusters':>10}")
+    w = max([34] + [len(r["title"]) + 2 for r in rows])
+    lines.append(f"{'method':<{w}}{'ACC':>8}{'NMI':>8}{'ARI':>8}{'clusters':>10}")
     for r in rows:
         if r.get("status"):
-            lines.append(f"{r['title']:<34}  {r['status']}")
+            lines.append(f"{r['title']:<{w}}  {r['status']}")
             continue
-        lines.append(f"{r['title']:<34}{r.get('acc', float('nan')):>8.4f}{r.get('nmi', float('nan')):>8.4f}"
+        lines.append(f"{r['title']:<{w}}{r.get('acc', float('nan')):>8.4f}{r.get('nmi', float('nan')):>8.4f}"
                      f"{r.get('ari', float('nan')):>8.4f}{r.get('clusters', 0):>10d}")
     lines.append("ACC: Hungarian-matched accuracy; NMI: arithmetic-mean normalisation; ARI: adjusted Rand index.")
     return "\n".join(lines)

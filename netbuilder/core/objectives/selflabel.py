@@ -24,6 +24,11 @@ from .base import register_objective
 from .none import KMeansOnCodes
 
 
+# Shared by the objectives that train a classifier head (one setting, one meaning).
+TEMPERATURE = Setting("temperature", 0.1, "Temperature of the cluster head's logits (selflabel: cosine classifier; "
+                      "scan: linear heads).", float, minimum=0, exclusive_min=True)
+
+
 class CosineClassifier(nn.Module):
     """Logits = cosine similarity of the code to one learned prototype per cluster, divided by a temperature.
 
@@ -49,8 +54,7 @@ class SelfLabelling(KMeansOnCodes):
     settings = KMeansOnCodes.settings + (
         Setting("relabel_every", 3, "Epochs between relabelling the images with the classifier's own predictions "
                 "(selflabel).", int, minimum=1),
-        Setting("temperature", 0.1, "Temperature of the cosine classifier's logits (selflabel).", float,
-                minimum=0, exclusive_min=True),
+        TEMPERATURE,
     )
     loss_titles = {"ce": "cross-entropy on the current labels"}
 

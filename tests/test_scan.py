@@ -1,0 +1,89 @@
+"""The neighbour-consistency (SCAN) objective: neighbour mining, its two loss terms, head selection, resuming,
+and clustering generated patterns with every cluster kept in use."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from netbuilder.core.estimator import DeepClustering
+from netbuilder.core.objectives import cluster_settings
+from netbuilder.core.objectives.scan import NeighbourConsistency, flat_inputs, nearest_neighbours, scan_loss
+from netbuilder.metrics import cluster_acc
+
+
+def test_nearest_neighbours_exclude_the_row_itself_even_among_duplicates():
+    x = np.array([[0.0], [0.0], [1.0], [1.1], [5.0]], np.float32)
+    nb = nearest_neighbours(x, 2)
+    assert nb.shape == (5, 2)
+    assert all(i not in row for i, row in enumerate(nb))
+    assert nb[0, 0] == 1 and nb[1, 0] == 0          # the duplicate is the nearest other row
+    assert set(nb[2]) == {3, 0} or set(nb[2]) == {3, 1}
+    assert nearest_neighbours(x[:2], 5).shape == (2, 1)  # never more neighbours than other rows
+
+
+def test_flat_inputs_scale_images_and_keep_signals():
+    img = np.full((2, 1, 2, 2), 255, np.uint8)
+    assert np.allclose(flat_inputs(img), 1.0) and flat_inputs(img).shape == (2, 4)
+    sig = np.full((2, 3, 4), -2.5, np.float32)
+    assert np.allclose(flat_inputs(sig), -2.5) and flat_inputs(sig).shape == (2, 12)
+
+
+def test_scan_loss_terms():
+    one_hot = torch.eye(4)
+    cons, ent = scan_loss(one_hot, one_hot)
+    assert cons.item() == pytest.approx(0.0, abs=1e-6)          # agreeing, confident pairs cost nothing
+    assert ent.item() == pytest.approx(-np.log(4), abs=1e-6)    # four clusters used equally: lowest value
+    cons, _ = scan_loss(one_hot, one_hot.roll(1, 0))
+    assert cons.item() > 10                                     # confident disagreement is expensive
+    _, ent = scan_loss(one_hot[[0, 0, 0, 0]], one_hot[[0, 0, 0, 0]])
+    assert ent.item() == pytest.approx(0.0, abs=1e-6)           # one cluster for everything: highest value
+
+
+def _blobs(n_per: int = 60, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Four 8×8 patterns (bars in four places) with noise: easy for neighbours, not for the brightness."""
+    rng = np.random.default_rng(seed)
+    x, y = [], []
+    for c in range(4):
+        base = np.zeros((8, 8), np.float32)
+        base[:, 2 * c:2 * c + 2] = 1.0
+        for _ in range(n_per):
+            x.append(np.clip(base + rng.normal(0, 0.15, (8, 8)), 0, 1))
+            y.append(c)
+    return (np.stack(x)[:, None] * 255).astype(np.uint8), np.array(y)
+
+
+def _fit(x: np.ndarray, seed: int = 0, **cp) -> DeepClustering:
+    params = {"epochs": 40, "batch_size": 64, "lr": 1e-3, "heads": 3, **cp}
+    return DeepClustering(arch="auto", n_clusters=4, objective="scan", random_state=seed, epochs=5,
+                          cluster_params=params).fit(x)
+
+
+def test_scan_clusters_generated_patterns_and_reports_its_best_head():
+    x, y = _blobs()
+    est = _fit(x)
+    assert cluster_acc(y, est.labels_) > 0.95
+    assert np.bincount(est.labels_, minlength=4).min() > 30   # the entropy term keeps every cluster in use
+
+
+def test_scan_is_repeatable_and_depends_on_the_seed():
+    x, _ = _blobs(30)
+    a, b = _fit(x, epochs=3), _fit(x, epochs=3)
+    assert np.array_equal(a.labels_, b.labels_)
+    for pa, pb in zip(a.model_.parameters(), b.model_.parameters()):
+        assert torch.equal(pa, pb)
+    c = _fit(x, seed=1, epochs=3)
+    assert any(not torch.equal(pa, pc) for pa, pc in zip(a.model_.parameters(), c.model_.parameters()))
+
+
+def test_best_head_is_the_lowest_loss_of_the_last_epoch():
+    hp = cluster_settings("scan").resolve({"loss": "scan", "heads": 3, "batch_size": 10})
+    obj = NeighbourConsistency(hp, 2)
+    assert obj.hp["neighbor_space"] == "input"
+    obj.epoch_steps, obj.head_loss = 5, torch.tensor([3.0, -1.0, 2.0])
+    assert obj.best_head() == 1
+    obj.before_step(10)                       # a new epoch starts: the sums restart
+    assert not obj.head_loss.any() and obj.best_head() == 0
+    obj.head_loss += torch.tensor([1.0, 2.0, 0.5])
+    obj.before_step(11)                       # mid-epoch: kept
+    assert obj.best_head() == 2 and obj.report(None)["best_head"] == 2
