@@ -103,7 +103,7 @@ def test_cosine_score_uses_the_model_codes_and_kmeans_centroids(digits, device):
 
 def test_cosine_needs_an_l2_arch_and_f1_needs_validation():
     x = np.zeros((16, 1, 8, 8), np.uint8)
-    with pytest.raises(NetbuilderError, match="l2 archs in .*digits.json: digits-dense-l2"):
+    with pytest.raises(NetbuilderError, match="l2 archs in .*digits.json: digits-scan, digits-dense-l2"):
         AutoencoderAnomalyDetector("digits-conv", "DIGITS", score="cosine").fit(x)
     with pytest.raises(NetbuilderError, match="validation"):
         AutoencoderAnomalyDetector("digits-dense-l2", "DIGITS", threshold="f1").fit(x)
