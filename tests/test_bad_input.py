@@ -206,7 +206,8 @@ def test_bad_dataset_files(tmp_path, case):
 def pretrained(tmp_path_factory):
     """A two-epoch DIGITS pretrain (seconds); tests copy it before breaking it."""
     out = tmp_path_factory.mktemp("pre")
-    code, stdout, err = run_cli(["pretrain", "-d", "DIGITS", "-a", "digits-dense", "--epochs", "2", "--eval-every", "10",
+    code, stdout, err = run_cli(["pretrain", "-d", "DIGITS", "-a", "digits-dense", "--epochs", "2",
+                                 "--eval-every", "10",
                                  "--out", str(out), "--no-progress"])
     assert code == 0, err
     return out

@@ -25,7 +25,8 @@ def _env() -> dict[str, str]:
 
 
 def _pretrain_cmd(out: Path, epochs: int, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "netbuilder", "pretrain", "-d", "DIGITS", "-a", "digits-dense", "--epochs", str(epochs),
+    return [sys.executable, "-m", "netbuilder", "pretrain", "-d", "DIGITS", "-a", "digits-dense",
+            "--epochs", str(epochs),
             "--eval-every", str(epochs), "--threads", "1", "--out", str(out), "--no-progress", *extra]
 
 
@@ -163,7 +164,8 @@ def test_cluster_resume_refuses_other_options(pretrained, tmp_path, monkeypatch)
         with pytest.raises(KeyboardInterrupt):
             cl.cluster("DIGITS", "digits-dense", "kmeans", out=str(out), epochs=3, echo=False, progress=False)
     with pytest.raises(StageError, match="checkpoint.pt.*different"):
-        cl.cluster("DIGITS", "digits-dense", "kmeans", out=str(out), epochs=3, lr=0.5, resume=True, echo=False, progress=False)
+        cl.cluster("DIGITS", "digits-dense", "kmeans", out=str(out), epochs=3, lr=0.5, resume=True, echo=False,
+                   progress=False)
 
 
 # ---------------------------------------------------------------- locks

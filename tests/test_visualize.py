@@ -278,7 +278,8 @@ def test_visualize_command(trained: Path) -> None:
     from netbuilder.stages.visualize import visualize_cmd
 
     # The outputs already exist from the end-to-end test; the command overwrites them in place.
-    res = CliRunner().invoke(visualize_cmd, ["-d", "DIGITS", "-a", "digits-dense", "--out", str(trained), "--method", "pca",
+    res = CliRunner().invoke(visualize_cmd, ["-d", "DIGITS", "-a", "digits-dense", "--out", str(trained),
+                                             "--method", "pca",
                                              "--n", "150", "--device", "cpu"])
     assert res.exit_code == 0, res.output
     assert "wrote 10 plots" in res.output
