@@ -87,3 +87,15 @@ def test_best_head_is_the_lowest_loss_of_the_last_epoch():
     obj.head_loss += torch.tensor([1.0, 2.0, 0.5])
     obj.before_step(11)                       # mid-epoch: kept
     assert obj.best_head() == 2 and obj.report(None)["best_head"] == 2
+
+
+def test_scan_mines_neighbours_in_the_codes_when_asked(monkeypatch):
+    import netbuilder.core.objectives.scan as scan
+
+    seen = []
+    real = scan.nearest_neighbours
+    monkeypatch.setattr(scan, "nearest_neighbours", lambda f, k: seen.append(f.shape) or real(f, k))
+    x, y = _blobs(30)
+    _fit(x, epochs=2, neighbor_space="codes")
+    _fit(x, epochs=2)
+    assert seen[0][1] == 10 and seen[1][1] == 64   # the auto arch's 10-dim codes, then the 8×8 pixels
