@@ -99,3 +99,12 @@ def test_scan_mines_neighbours_in_the_codes_when_asked(monkeypatch):
     _fit(x, epochs=2, neighbor_space="codes")
     _fit(x, epochs=2)
     assert seen[0][1] == 10 and seen[1][1] == 64   # the auto arch's 10-dim codes, then the 8×8 pixels
+
+
+def test_scan_brings_its_own_loop_defaults_and_leaves_the_others_alone():
+    scan, kld = cluster_settings("scan").defaults(), cluster_settings("kld").defaults()
+    assert (scan["epochs"], scan["batch_size"], scan["lr"], scan["augment"]) == (200, 128, 1e-3, True)
+    assert (kld["epochs"], kld["batch_size"], kld["lr"], kld["augment"]) == (20, 256, 1e-4, False)
+    assert cluster_settings().defaults()["epochs"] == 20          # the CLI's and the schema's generic default
+    hp = cluster_settings("scan").resolve({"loss": "scan", "epochs": 7}, {"lr": 0.01})
+    assert hp["epochs"] == 7 and hp["lr"] == 0.01                  # command line and arch section still win

@@ -16,9 +16,10 @@ for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
 
 
 def cluster_settings(loss: str | None = None) -> SettingsGroup:
-    """The clustering stage's settings: the training loop's (with the clustering defaults), the objective
-    choice, the k-means initialisation, the ``--clusters auto`` range, and the objective ``loss``'s own
-    settings (every registered objective's when ``loss`` is None: the command-line options and the schema)."""
+    """The clustering stage's settings: the training loop's (with the clustering defaults, or the objective
+    ``loss``'s own ``loop_defaults``), the objective choice, the k-means initialisation, the ``--clusters auto``
+    range, and the objective ``loss``'s own settings (every registered objective's when ``loss`` is None: the
+    command-line options and the schema)."""
     from ..kselect import SETTINGS as AUTO_K
 
     names = objective_names()
@@ -27,7 +28,8 @@ def cluster_settings(loss: str | None = None) -> SettingsGroup:
               Setting("n_init", 20, "Restarts of the k-means initialisation.", int, minimum=1)]
     own = [s for n in ([loss] if loss else names) for s in objective_class(n).settings]
     kind = f"clustering with loss {loss}" if loss else "clustering"
-    return TRAINING.extended(kind, [*common, *AUTO_K, *own], epochs=20, lr=1e-4)
+    loop = {"epochs": 20, "lr": 1e-4, **(objective_class(loss).loop_defaults if loss else {})}
+    return TRAINING.extended(kind, [*common, *AUTO_K, *own], **loop)
 
 
 __all__ = ["cluster_settings", "OBJECTIVES", "Objective", "objective_class", "objective_names", "register_objective", "stage_name"]

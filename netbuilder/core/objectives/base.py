@@ -43,6 +43,9 @@ class Objective:
     trains: ClassVar[bool] = True
     final_step: ClassVar[bool] = False   # whether the manifold / cluster_method settings apply (check_final_step)
     loss_titles: ClassVar[dict[str, str]] = {}   # titles of the loss parts it logs, for the curves
+    # Training-loop defaults this objective needs instead of the clustering stage's (an arch's section and the
+    # command line still override them).
+    loop_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, hp: dict[str, Any], n_clusters: int, *, alpha: float = 1.0,
                  device: torch.device | str = "cpu", log: Callable[[str], None] | None = None) -> None:
