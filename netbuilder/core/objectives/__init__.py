@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from dataclasses import replace
 
 from ...settings import TRAINING, Setting, SettingsGroup
 from .base import OBJECTIVES, Objective, objective_class, objective_names, register_objective, stage_name
@@ -29,7 +30,17 @@ def cluster_settings(loss: str | None = None) -> SettingsGroup:
     own = [s for n in ([loss] if loss else names) for s in objective_class(n).settings]
     kind = f"clustering with loss {loss}" if loss else "clustering"
     loop = {"epochs": 20, "lr": 1e-4, **(objective_class(loss).loop_defaults if loss else {})}
-    return TRAINING.extended(kind, [*common, *AUTO_K, *own], **loop)
+    group = TRAINING.extended(kind, [*common, *AUTO_K, *own], **loop)
+    if loss is None:
+        # The generic group (command-line help, schema) names the objectives that bring their own loop defaults.
+        notes: dict[str, list[str]] = {}
+        for n in names:
+            for key, value in objective_class(n).loop_defaults.items():
+                notes.setdefault(key, []).append(f"{n}: {value}")
+        for key, parts in notes.items():
+            s = group.settings[key]
+            group.settings[key] = replace(s, help=f"{s.help} (own default of {'; '.join(parts)})")
+    return group
 
 
 __all__ = ["cluster_settings", "OBJECTIVES", "Objective", "objective_class", "objective_names", "register_objective", "stage_name"]
