@@ -3,7 +3,7 @@
 Each recipe is a list of netbuilder CLI commands (the same ones README documents); every seed runs them in a fresh
 process into its own output root, so the numbers are exactly what a user gets from those commands.
 
-    python bench/quality.py --dataset digits            # 3 seeds, about 2 minutes
+    python bench/quality.py --dataset digits            # 3 seeds, about 4 minutes
     NETBUILDER_DATA=../shared/data python bench/quality.py --dataset mnist --seeds 1
     NETBUILDER_DATA=../shared/data python bench/quality.py --dataset mnist-rows --seeds 1   # the comparison table
 
@@ -26,12 +26,19 @@ from common import REPO, DEFAULT_DATA, machine_info, md_table  # noqa: E402
 # name -> (dataset, arch, commands after "netbuilder"); {seed} and {out} are filled in per run.
 RECIPES: dict[str, list[tuple[str, str, list[str]]]] = {
     "digits": [
+        ("DIGITS", "digits-scan", ["pretrain -d DIGITS -a digits-scan", "cluster -d DIGITS -a digits-scan"]),
         ("DIGITS", "digits-dense", ["pretrain -d DIGITS -a digits-dense", "cluster -d DIGITS -a digits-dense --loss kld"]),
         ("DIGITS", "digits-dense-l2", ["pretrain -d DIGITS -a digits-dense-l2",
                                        "cluster -d DIGITS -a digits-dense-l2 --loss none --manifold umap"]),
     ],
     "mnist": [
         ("MNIST", "dcec-l2", ["pretrain -d MNIST -a dcec-l2", "cluster -d MNIST -a dcec-l2"]),
+    ],
+    # The auto arch with dcec-l2's clustering recipe (issue 15: the auto arch against the hand-written one).
+    "mnist-auto": [
+        ("MNIST", "auto", ["pretrain -d MNIST -a auto",
+                           "cluster -d MNIST -a auto --loss selflabel --manifold umap --epochs 9 --lr 1e-3 --augment "
+                           "--relabel-every 3"]),
     ],
     # Candidate: MSE with a constant learning rate (the plain script's training) before the same UMAP step.
     "mnist-mse": [
