@@ -82,7 +82,7 @@ class NeighbourConsistency(Objective):
 
     def start(self, model: nn.Module, images: Any, codes: np.ndarray, init_pred: np.ndarray,
               centres: np.ndarray, seed: int) -> None:
-        self.model, self.images, self.seed = model, images, int(seed)
+        self.model, self.seed = model, int(seed)
         self.centres = centres
         space = codes if self.hp["neighbor_space"] == "codes" else flat_inputs(images)
         self.neighbours = torch.from_numpy(nearest_neighbours(space, int(self.hp["scan_neighbors"])))
@@ -91,10 +91,11 @@ class NeighbourConsistency(Objective):
             torch.manual_seed(self.seed)
             self.heads = nn.ModuleList(nn.Linear(codes.shape[1], self.k) for _ in range(int(self.hp["heads"])))
         self.heads.to(self.device)
-        self.head_loss = torch.zeros(len(self.heads))
+        # float64 on the device: no host sync per step, and the same sums as adding Python floats.
+        self.head_loss = torch.zeros(len(self.heads), dtype=torch.float64, device=self.device)
         self.epoch_steps = epoch_steps(len(codes), int(self.hp["batch_size"]), bool(self.hp.get("drop_last")))
         self.step = 0
-        self.source = as_uint8_tensor(images) if not isinstance(images, torch.Tensor) else images
+        self.source = as_uint8_tensor(images)
 
     def parameters(self) -> list[nn.Parameter]:
         return list(self.heads.parameters())
@@ -119,7 +120,7 @@ class NeighbourConsistency(Objective):
         cons_sum = ent_sum = torch.zeros((), device=x.device)
         for h, head in enumerate(self.heads):
             cons, ent = scan_loss(self._logits(head, z).softmax(1), self._logits(head, zn).softmax(1))
-            self.head_loss[h] += float(cons.detach() + self.hp["entropy_weight"] * ent.detach())
+            self.head_loss[h] += (cons.detach() + self.hp["entropy_weight"] * ent.detach()).double()
             cons_sum, ent_sum = cons_sum + cons, ent_sum + ent
         n = len(self.heads)
         loss = (cons_sum + float(self.hp["entropy_weight"]) * ent_sum) / n
@@ -150,15 +151,15 @@ class NeighbourConsistency(Objective):
         return pred, q
 
     def report(self, labels: np.ndarray | None) -> dict[str, Any]:
-        per_epoch = self.head_loss / max(1, self.epoch_steps)
+        per_epoch = self.head_loss.cpu() / max(1, self.epoch_steps)
         return {"best_head": self.best_head(), "head_losses": [round(float(v), 4) for v in per_epoch]}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"heads": self.heads.state_dict(), "head_loss": self.head_loss.clone(),
+        return {"heads": self.heads.state_dict(), "head_loss": self.head_loss.cpu().clone(),
                 "centres": torch.from_numpy(np.ascontiguousarray(self.centres, dtype=np.float32))}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if "heads" in state:
             self.heads.load_state_dict(state["heads"])
-            self.head_loss = state["head_loss"].clone()
+            self.head_loss = state["head_loss"].to(self.device, torch.float64)
             self.centres = state["centres"].numpy().copy()
