@@ -103,6 +103,40 @@ class Objective:
         """Restore :meth:`state_dict`'s output."""
 
 
+class HeadPredictions:
+    """Mixin for objectives whose clusters come from a classifier head on the encoder: the soft assignments are
+    the head's softmax on the codes of ``self.model`` (kept in eval mode meanwhile), and the reported centres are
+    the mean code of each predicted cluster. Subclasses set ``self.model`` and ``self.centres`` in ``start`` and
+    define ``head_logits``."""
+
+    def head_logits(self, z: torch.Tensor) -> torch.Tensor:
+        """The head's logits for a batch of codes."""
+        raise NotImplementedError
+
+    def _probabilities(self, images: Any) -> np.ndarray:
+        from ...train.batches import map_batches
+
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return map_batches(lambda x: self.head_logits(self.model.encode(x)).softmax(1), images, self.device)
+        finally:
+            self.model.train(was_training)
+
+    def centroids(self) -> np.ndarray:
+        return self.centres
+
+    def predict(self, model: nn.Module, images: Any, codes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        from ...clustering import class_means
+
+        q = self._probabilities(images)
+        pred = q.argmax(1).astype(np.int64)
+        if codes is not None:
+            # The centres the stage reports and plots: the mean code of each final cluster.
+            self.centres = class_means(codes, pred, self.k, fallback=self.centres)
+        return pred, q
+
+
 def register_objective(cls: type[Objective]) -> type[Objective]:
     """Class decorator: add ``cls`` to :data:`OBJECTIVES` under ``cls.name``."""
     if not cls.name or cls.name in OBJECTIVES:

@@ -21,12 +21,11 @@ import torch
 from sklearn.neighbors import NearestNeighbors
 from torch import nn
 
-from ...clustering import class_means
 from ...settings import Setting
 from ...train.augment import random_affine
-from ...train.batches import as_uint8_tensor, map_batches, to_float_batch
+from ...train.batches import as_uint8_tensor, to_float_batch
 from ...train.loop import epoch_steps
-from .base import Objective, register_objective
+from .base import HeadPredictions, Objective, register_objective
 from .selflabel import TEMPERATURE
 
 
@@ -59,7 +58,7 @@ def scan_loss(p: torch.Tensor, p_neighbour: torch.Tensor) -> tuple[torch.Tensor,
 
 
 @register_objective
-class NeighbourConsistency(Objective):
+class NeighbourConsistency(HeadPredictions, Objective):
     """SCAN's clustering step on the pretrained encoder (see the module docstring)."""
 
     name = "scan"
@@ -130,25 +129,8 @@ class NeighbourConsistency(Objective):
         """The head with the lowest loss over the last epoch (head 0 before any training)."""
         return int(torch.argmin(self.head_loss)) if bool(self.head_loss.any()) else 0
 
-    def _probabilities(self, images: Any) -> np.ndarray:
-        head = self.heads[self.best_head()]
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            return map_batches(lambda x: self._logits(head, self.model.encode(x)).softmax(1), images, self.device)
-        finally:
-            self.model.train(was_training)
-
-    def centroids(self) -> np.ndarray:
-        return self.centres
-
-    def predict(self, model: nn.Module, images: Any, codes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        q = self._probabilities(images)
-        pred = q.argmax(1).astype(np.int64)
-        if codes is not None:
-            # The centres the stage reports and plots: the mean code of each final cluster.
-            self.centres = class_means(codes, pred, self.k, fallback=self.centres)
-        return pred, q
+    def head_logits(self, z: torch.Tensor) -> torch.Tensor:
+        return self._logits(self.heads[self.best_head()], z)
 
     def report(self, labels: np.ndarray | None) -> dict[str, Any]:
         per_epoch = self.head_loss.cpu() / max(1, self.epoch_steps)

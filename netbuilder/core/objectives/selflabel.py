@@ -18,9 +18,8 @@ from torch import nn
 
 from ...clustering import class_means
 from ...settings import Setting
-from ...train.batches import map_batches
 from ...train.loop import epoch_steps
-from .base import register_objective
+from .base import HeadPredictions, register_objective
 from .none import KMeansOnCodes
 
 
@@ -44,7 +43,7 @@ class CosineClassifier(nn.Module):
 
 
 @register_objective
-class SelfLabelling(KMeansOnCodes):
+class SelfLabelling(HeadPredictions, KMeansOnCodes):
     """Cross-entropy of a cosine classifier on the encoder against the current labels; the loop's ``augment``
     setting supplies the random shifts and rotations (set it in the arch's ``training.cluster`` section)."""
 
@@ -71,13 +70,8 @@ class SelfLabelling(KMeansOnCodes):
     def parameters(self) -> list[nn.Parameter]:
         return list(self.head.parameters())
 
-    def _probabilities(self, images: Any) -> np.ndarray:
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            return map_batches(lambda x: self.head(self.model.encode(x)).softmax(1), images, self.device)
-        finally:
-            self.model.train(was_training)
+    def head_logits(self, z: torch.Tensor) -> torch.Tensor:
+        return self.head(z)
 
     def before_step(self, step: int) -> bool:
         """Every ``relabel_every`` epochs (not at the start): the classifier's predictions become the labels."""
@@ -91,17 +85,6 @@ class SelfLabelling(KMeansOnCodes):
     def loss(self, model, x, idx, rec):
         ce = F.cross_entropy(self.head(model.encode(x)), self.labels[idx.cpu()].to(x.device))
         return {"loss": ce, "ce": ce}
-
-    def centroids(self) -> np.ndarray:
-        return self.centres
-
-    def predict(self, model: nn.Module, images: Any, codes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        q = self._probabilities(images)
-        pred = q.argmax(1).astype(np.int64)
-        if codes is not None:
-            # The centres the stage reports and plots: the mean code of each final cluster.
-            self.centres = class_means(codes, pred, self.k, fallback=self.centres)
-        return pred, q
 
     def state_dict(self) -> dict[str, Any]:
         return {"head": self.head.state_dict(), "labels": self.labels.clone(),
