@@ -8,7 +8,8 @@ import torch
 
 from netbuilder.core.estimator import DeepClustering
 from netbuilder.core.objectives import cluster_settings
-from netbuilder.core.objectives.scan import NeighbourConsistency, flat_inputs, nearest_neighbours, scan_loss
+from netbuilder.core.arrays import raw_rows
+from netbuilder.core.objectives.scan import NeighbourConsistency, nearest_neighbours, scan_loss
 from netbuilder.metrics import cluster_acc
 
 
@@ -22,11 +23,11 @@ def test_nearest_neighbours_exclude_the_row_itself_even_among_duplicates():
     assert nearest_neighbours(x[:2], 5).shape == (2, 1)  # never more neighbours than other rows
 
 
-def test_flat_inputs_scale_images_and_keep_signals():
+def test_raw_rows_scale_images_and_keep_signals():
     img = np.full((2, 1, 2, 2), 255, np.uint8)
-    assert np.allclose(flat_inputs(img), 1.0) and flat_inputs(img).shape == (2, 4)
+    assert np.allclose(raw_rows(img), 1.0) and raw_rows(img).shape == (2, 4)
     sig = np.full((2, 3, 4), -2.5, np.float32)
-    assert np.allclose(flat_inputs(sig), -2.5) and flat_inputs(sig).shape == (2, 12)
+    assert np.allclose(raw_rows(sig), -2.5) and raw_rows(sig).shape == (2, 12)
 
 
 def test_scan_loss_terms():

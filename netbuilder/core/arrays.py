@@ -140,3 +140,10 @@ def find_arch(arch: Any, archs: str | None = None, input_shape: Sequence[int] | 
             names.append(spec["name"])
     raise NetbuilderError(f"Invalid value for argument `arch`. Expected a spec dict, an archs file or the name of "
                           f"a shipped arch ({', '.join(names) or 'none shipped'}). Received arch={arch!r}.")
+
+
+def raw_rows(images: Any) -> np.ndarray:
+    """Samples as flat float32 rows (the raw-input baselines, SCAN's neighbours): uint8 images scaled to [0, 1];
+    signal windows as their loader standardised them (dividing those by 255 would only shrink them)."""
+    x = np.asarray(images).reshape(len(images), -1)
+    return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)

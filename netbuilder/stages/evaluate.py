@@ -11,13 +11,6 @@ from ..metrics import rounded_scores
 from ..train import encode_all
 
 
-def raw_rows(images: np.ndarray) -> np.ndarray:
-    """Samples as flat float32 rows for the raw-input baselines: uint8 images scaled to [0, 1]; signal windows
-    as their loader standardised them (dividing those by 255 would only shrink them)."""
-    x = images.reshape(len(images), -1)
-    return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
-
-
 def raw_name(is_signal: bool) -> str:
     """What the raw-input baseline clusters, in titles: image pixels or the raw (standardised) series."""
     return "raw series" if is_signal else "image pixels"

@@ -12,9 +12,10 @@ from ..clustering import kmeans, manifold_embed
 from ..errors import StageError
 from ..fileio import write_json
 from ..metrics import clustering_scores
+from ..core.arrays import raw_rows
 from ..core.objectives import OBJECTIVES, cluster_settings, objective_names, stage_name
 from .context import StageContext, prepare
-from .evaluate import raw_name, raw_rows
+from .evaluate import raw_name
 
 COLUMNS = ("acc", "nmi", "ari", "clusters")
 

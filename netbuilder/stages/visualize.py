@@ -14,6 +14,7 @@ import torch
 
 from .. import charts, plot_signals, plots
 from ..clustering import kmeans
+from ..core.arrays import raw_rows
 from ..core.objectives import OBJECTIVES
 from ..datasets.cli import dataset_options
 from ..errors import NetbuilderError, StageError
@@ -23,7 +24,7 @@ from ..train.batches import map_batches
 from ..train.runlog import read_jsonl
 from ..cli_options import COMMON_OPTIONS, apply_options, arch_key
 from .context import StageContext, prepare
-from .evaluate import raw_rows, subsample
+from .evaluate import subsample
 from .persist import load_array, load_into, load_weights
 
 METHODS = ("tsne", "pca")

@@ -22,6 +22,7 @@ from sklearn.neighbors import NearestNeighbors
 from torch import nn
 
 from ...settings import Setting
+from ..arrays import raw_rows
 from ...train.augment import random_affine
 from ...train.batches import as_uint8_tensor, to_float_batch
 from ...train.loop import epoch_steps
@@ -40,13 +41,6 @@ def nearest_neighbours(features: np.ndarray, k: int) -> np.ndarray:
     keep = np.ones_like(idx, dtype=bool)
     keep[np.arange(n), first] = False
     return idx[keep].reshape(n, k)
-
-
-def flat_inputs(images: Any) -> np.ndarray:
-    """The samples as float32 rows (uint8 images scaled to [0, 1]; float windows as they are)."""
-    arr = np.asarray(images)
-    rows = arr.reshape(len(arr), -1)
-    return rows.astype(np.float32) / 255.0 if rows.dtype == np.uint8 else rows.astype(np.float32)
 
 
 def scan_loss(p: torch.Tensor, p_neighbour: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,7 +77,7 @@ class NeighbourConsistency(HeadPredictions, Objective):
               centres: np.ndarray, seed: int) -> None:
         self.model, self.seed = model, int(seed)
         self.centres = centres
-        space = codes if self.hp["neighbor_space"] == "codes" else flat_inputs(images)
+        space = codes if self.hp["neighbor_space"] == "codes" else raw_rows(images)
         self.neighbours = torch.from_numpy(nearest_neighbours(space, int(self.hp["scan_neighbors"])))
         self.say(f"scan: {self.neighbours.shape[1]} neighbours per sample mined in the {self.hp['neighbor_space']}")
         with torch.random.fork_rng(devices=[]):  # the heads' initial weights, without touching the global stream
