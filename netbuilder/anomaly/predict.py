@@ -55,14 +55,15 @@ def predict_dataset(model_dir: str | Path, dataset: str, *, data_dir: str | None
         raise NetbuilderError(f"{d}: not a complete `netbuilder anomaly` run (no complete {MANIFEST}); run it again")
     det = AutoencoderAnomalyDetector.load(d, device=device)
     saved = _read_standardizer(d)
-    if saved is not None and window is None and accepts_option(dataset, "window"):
-        window = saved[1]
+    scaler, saved_window = saved if saved is not None else (None, None)
+    if saved_window is not None and window is None and accepts_option(dataset, "window"):
+        window = saved_window
     ds = load_dataset(dataset, data_dir=data_dir, split=split, image_size=image_size, window=window,
                       stride=stride, label_column=label_column, progress=progress if progress is not None else True)
-    if saved is not None:
+    if scaler is not None:
         if ds.mean is None:
             raise NetbuilderError(f"{d}: the detector was trained on signal windows; {ds.name} holds images")
-        ds = ds.restandardized(saved[0].mean, saved[0].std)
+        ds = ds.restandardized(scaler.mean, scaler.std)
     scores = det.decision_function(ds.images)
     thr = det.threshold_
     pred = (scores > thr).astype(np.int64)
