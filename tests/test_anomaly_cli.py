@@ -49,7 +49,7 @@ def _run(args, out):
 def test_folder_rgb_one_class_report_files_and_predict(cracks, tmp_path):
     root, archs = cracks
     res = _run(["-d", f"folder:{root}", "--archs", str(archs), "-a", "tiny-l2", "--protocol", "one-class",
-                "--target", "Negative", "--epochs", "30"], tmp_path)
+                "--target", "Negative", "--score", "recon", "--epochs", "30"], tmp_path)
     assert res.exit_code == 0, res.output
     assert "target Negative" in res.output and "ROC AUC" in res.output and "wall time" in res.output
     stage = next((tmp_path / "saved_params").glob("folder-cracks-*/tiny-l2/anomaly-one-class-Negative-recon"))
@@ -80,10 +80,27 @@ def test_folder_rgb_one_class_report_files_and_predict(cracks, tmp_path):
     assert flagged == int((scores > threshold).sum())
 
 
+def test_one_class_on_images_defaults_to_knn_and_other_protocols_to_recon(cracks, tmp_path):
+    from netbuilder.core.scores import default_score
+
+    root, archs = cracks
+    res = _run(["-d", f"folder:{root}", "--archs", str(archs), "--protocol", "one-class", "--target", "Negative",
+                "--no-plots", "--json"], tmp_path)
+    assert res.exit_code == 0, res.output
+    row = json.loads(res.stdout)
+    assert row["dir"].endswith("anomaly-one-class-Negative-knn") and row["auc"] >= 0.9
+    assert row["hyperparameters"]["epochs"] == 0  # nothing was trained
+    res = _run(["-d", f"folder:{root}", "--model", row["dir"]], tmp_path)  # the saved reference images score anew
+    assert res.exit_code == 0 and "ROC AUC" in res.output, res.output
+    assert [default_score(p, m) for p, m in (("one-class", "image"), ("one-class", "signal"),
+                                              ("contaminated", "image"), ("unsupervised", "image"))] == \
+        ["knn", "recon", "recon", "recon"]
+
+
 def test_all_classes_json_table(cracks, tmp_path):
     root, archs = cracks
     res = _run(["-d", f"folder:{root}", "--archs", str(archs), "--protocol", "one-class", "--all-classes",
-                "--epochs", "5", "--no-plots", "--json", "--threshold", "f1"], tmp_path)
+                "--score", "recon", "--epochs", "5", "--no-plots", "--json", "--threshold", "f1"], tmp_path)
     assert res.exit_code == 0, res.output
     table = json.loads(res.stdout)
     assert [r["class"] for r in table["rows"]] == ["Negative", "Positive"]

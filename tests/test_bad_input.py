@@ -319,8 +319,9 @@ def test_absurd_arch_size_is_refused_before_allocating_in_anomaly(tmp_path):
     # pretrain is covered by the huge_* cases above; anomaly builds its model through the same builder
     path = tmp_path / "huge_units.json"
     path.write_bytes(BAD_ARCHS["huge_units"])
-    line = assert_one_line_error(["anomaly", "-d", "DIGITS", "--protocol", "one-class", "--target", "0", "--epochs", "1",
-                                  "--no-plots", "--archs", str(path), "--out", str(tmp_path / "o"), "--no-progress"],
+    line = assert_one_line_error(["anomaly", "-d", "DIGITS", "--protocol", "one-class", "--target", "0",
+                                  "--score", "recon", "--epochs", "1", "--no-plots", "--archs", str(path),
+                                  "--out", str(tmp_path / "o"), "--no-progress"],
                                  path.name, "parameters", "500,000,000")
     assert re.search(r"would have [\d,]+ parameters", line)  # the count itself is shown
     assert no_outputs(tmp_path / "o")

@@ -96,7 +96,7 @@ def test_helpers_are_no_ops_in_one_process():
 def test_anomaly_under_torchrun_matches_one_process(tmp_path):
     from netbuilder.anomaly.experiment import load_inputs, run_target
 
-    args = ["--protocol", "one-class", "--target", "0", "--no-plots", "--json"]
+    args = ["--protocol", "one-class", "--target", "0", "--score", "recon", "--no-plots", "--json"]
     proc = _torchrun(tmp_path / "multi", "anomaly", *args)
     two = json.loads(proc.stdout)
     inputs = load_inputs("DIGITS", "digits-dense", "one-class", out=str(tmp_path / "single"), progress=False)

@@ -13,7 +13,8 @@ from ..settings import PRETRAIN
 from .protocols import PROTOCOLS, TEST_FRACTION, VAL_FRACTION
 from .report import format_table, summary_line
 from .tep_report import ENSEMBLE
-from ..core.scores import SCORE_TITLES, SCORES
+from ..core.scores import SCORE_TITLES, SCORES, default_score
+from ..datasets.registry import dataset_modality
 
 # The detector trains in memory: there is no checkpoint to resume.
 NOT_FOR_DETECTOR = ("checkpoint_every",)
@@ -32,9 +33,10 @@ _FRACTION = click.FloatRange(min=0, max=1, min_open=True, max_open=True)
               help="The normal class (one-class) or the anomaly class (contaminated, and the report of "
                    "unsupervised): a class name or index.")
 @click.option("--all-classes", is_flag=True, help="Run every class as --target; print a table (per class and mean).")
-@click.option("--score", type=click.Choice(SCORES), default="recon", show_default=True,
+@click.option("--score", type=click.Choice(SCORES), default=None,
               help="; ".join(f"{name}: {title}" for name, title in SCORE_TITLES.items())
-              + " (cosine needs an l2 arch; dcca trains a 2-cluster k-means-loss autoencoder; knn trains nothing).")
+              + " (cosine needs an l2 arch; dcca trains a 2-cluster k-means-loss autoencoder; knn trains nothing)."
+              " [default: knn for one-class on images, else recon]")
 @click.option("--threshold", default="contamination", show_default=True,
               help="contamination (percentile of the training scores), f1 or accuracy (best on a labelled "
                    "validation split), or a number.")
@@ -72,12 +74,12 @@ def anomaly_cmd(dataset, arch, archs, out, data_dir, split, image_size, window, 
 
     \b
     Examples (the two MNIST tables of README):
-      netbuilder anomaly -d MNIST -a dcec-l2 --protocol one-class --all-classes
-      netbuilder anomaly -d MNIST --protocol one-class --score knn --all-classes   # no training: seconds
+      netbuilder anomaly -d MNIST --protocol one-class --all-classes   # score knn, no training: seconds
+      netbuilder anomaly -d MNIST -a dcec-l2 --protocol one-class --score recon --all-classes
       netbuilder anomaly -d MNIST --split test -a dcec-l2 --protocol contaminated --anomaly-ratio 0.01 \\
           --contamination 0.01 --score cosine --all-classes --epochs 100
       netbuilder anomaly -d folder:cracks --archs my_archs.json --protocol one-class --target Negative
-      netbuilder anomaly -d folder:new_images --model saved_params/.../anomaly-one-class-Negative-recon
+      netbuilder anomaly -d folder:new_images --model saved_params/.../anomaly-one-class-Negative-knn
       netbuilder anomaly -d TEP --protocol one-class --all-classes --far 0.01   # fault detection vs PCA
 
     Output: <out>/saved_params/<DATASET>/<arch>/anomaly-<protocol>-<target>-<score>/ (weights, threshold.json,
@@ -103,6 +105,7 @@ def anomaly_cmd(dataset, arch, archs, out, data_dir, split, image_size, window, 
         raise NetbuilderError("--protocol is required: one-class, contaminated or unsupervised (see --help)")
     if all_classes and target is not None:
         raise NetbuilderError("give either --target or --all-classes, not both")
+    score = score or default_score(protocol, dataset_modality(dataset))
     echo = (lambda m: click.echo(m, err=True)) if as_json else click.echo
     warn = lambda m: click.echo(m, err=True)  # noqa: E731
     if all_classes and protocol == "one-class" and is_tep(dataset):

@@ -26,9 +26,9 @@ from typing import Any, Callable
 import numpy as np
 
 from ..arch import choose_arch
-from ..core.scores import SCORE_TITLES, SCORES, get_score
+from ..core.scores import SCORE_TITLES, SCORES, default_score, get_score
 from ..datasets import Dataset, Standardizer, get_spec, load_dataset
-from ..datasets.registry import located_kind
+from ..datasets.registry import dataset_modality, located_kind
 from ..errors import NetbuilderError
 from ..fileio import remove, write_json, write_text
 from ..rules import has_unit_codes
@@ -243,15 +243,17 @@ def _plots(det: AutoencoderAnomalyDetector, split: ProtocolSplit, scores: np.nda
 
 
 def run_anomaly(dataset: str, arch: str | int = 0, protocol: str = "one-class", target: str | int | None = None,
-                score: str = "recon", *, archs: str | None = None, data_dir: str | None = None, split: str = "all",
+                score: str | None = None, *, archs: str | None = None, data_dir: str | None = None, split: str = "all",
                 image_size: int | None = None, window: int | None = None, stride: int | None = None,
                 label_column: str | None = None, out: str = ".", echo: Echo | None = None,
                 **options: Any) -> dict[str, Any]:
     """Python API of ``netbuilder anomaly`` for one target: ``run_anomaly("DIGITS", 0, "one-class", 0)``.
 
     ``options`` are :func:`run_target`'s (threshold, contamination, anomaly_ratio, clusters, train_options,
-    seed, device, plots, ...). Returns the result row (metrics, threshold, sizes, output paths, seconds).
+    seed, device, plots, ...). ``score=None``: :func:`~netbuilder.core.scores.default_score`. Returns the result
+    row (metrics, threshold, sizes, output paths, seconds).
     """
+    score = score or default_score(protocol, dataset_modality(dataset))
     _check(protocol, score, options)
     inputs = load_inputs(dataset, arch, protocol, score, archs=archs, data_dir=data_dir, split=split,
                          image_size=image_size, out=out, progress=options.get("progress"), window=window,
@@ -262,13 +264,14 @@ def run_anomaly(dataset: str, arch: str | int = 0, protocol: str = "one-class", 
 _TABLE_OPTIONS = ("contamination", "anomaly_ratio", "clusters", "test_fraction", "val_fraction", "cluster_epochs")
 
 
-def run_all_classes(dataset: str, arch: str | int = 0, protocol: str = "one-class", score: str = "recon", *,
+def run_all_classes(dataset: str, arch: str | int = 0, protocol: str = "one-class", score: str | None = None, *,
                     archs: str | None = None, data_dir: str | None = None, split: str = "all",
                     image_size: int | None = None, window: int | None = None, stride: int | None = None,
                     label_column: str | None = None, out: str = ".", echo: Echo | None = None,
                     **options: Any) -> dict[str, Any]:
     """Every class in turn as the target; returns ``{"rows": [...], "mean": {...}, "wall_time_s": ...}`` and
-    writes it to ``.../anomaly-<protocol>-all-<score>/table.json``."""
+    writes it to ``.../anomaly-<protocol>-all-<score>/table.json`` (``score=None``: as :func:`run_anomaly`)."""
+    score = score or default_score(protocol, dataset_modality(dataset))
     _check(protocol, score, options)
     if protocol == "unsupervised":
         raise NetbuilderError("--all-classes needs a protocol with target classes (one-class or contaminated); "

@@ -46,6 +46,12 @@ def located_kind(name: str) -> LocatedKind | None:
     return next((kind for prefix, kind in LOCATED.items() if lowered.startswith(prefix)), None)
 
 
+def dataset_modality(name: str) -> str:
+    """``"image"`` or ``"signal"``: the modality of the dataset ``name`` (registered or located), without loading it."""
+    kind = located_kind(name)
+    return kind.modality if kind is not None else get_spec(name).modality
+
+
 def _check_options(what: str, accepts: tuple[str, ...], options: dict[str, Any]) -> None:
     for option, value in options.items():
         if value is not None and option not in accepts:
