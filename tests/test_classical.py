@@ -43,13 +43,14 @@ def test_clusters_auto_picks_ten_on_digits_codes(pretrained):
     assert plot.read_bytes()[:4] == b"\x89PNG" and plot.stat().st_size > 20_000
 
 
-@pytest.mark.parametrize("method", ["birch", "agglomerative"])
-def test_classical_methods_through_the_stage(pretrained, method):
-    # Measured on these codes (seed 0): k-means 0.705, BIRCH 0.659, Ward 0.700.
+@pytest.mark.parametrize("method, bar", [("birch", 0.45), ("agglomerative", 0.62)])
+def test_classical_methods_through_the_stage(pretrained, method, bar):
+    # Measured on these codes (seed 0), Intel Xeon: k-means 0.705, BIRCH 0.659, Ward 0.700. The codes differ
+    # between CPU families, and BIRCH's fixed subcluster radius makes it the most sensitive: 0.530 on an AMD EPYC.
     m = cluster("DIGITS", ARCH, out=str(pretrained), cluster_method=method, echo=False, progress=False,
                 device="cpu")
     assert m["hyperparameters"]["cluster_method"] == method
-    assert m["metrics"]["clusters"] == 10 and m["metrics"]["acc"] > 0.62
+    assert m["metrics"]["clusters"] == 10 and m["metrics"]["acc"] > bar  # chance is about 0.11
 
 
 def test_run_reruns_the_cluster_stage_for_another_method(pretrained):
