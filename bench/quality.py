@@ -59,6 +59,11 @@ RECIPES: dict[str, list[tuple[str, str, list[str]]]] = {
     "coil20": [
         ("COIL20", "coil-conv-l2", ["pretrain -d COIL20 -a coil-conv-l2", "cluster -d COIL20 -a coil-conv-l2"]),
     ],
+    # The auto recipe on small data: DIGITS and COIL-20 at 32 px, at least 1,000 pretraining steps (min_steps).
+    "small-auto": [
+        ("DIGITS", "auto", ["pretrain -d DIGITS -a auto", "cluster -d DIGITS -a auto"]),
+        ("COIL20", "auto", ["pretrain -d COIL20 -a auto --image-size 32", "cluster -d COIL20 -a auto --image-size 32"]),
+    ],
 }
 
 

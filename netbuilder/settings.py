@@ -31,6 +31,7 @@ class Setting:
     exclusive_min: bool = False
     exclusive_max: bool = False
     cli: str | None = None          # the option name when it differs from --<name-with-dashes>
+    yields_to: str | None = None    # another setting: given as an override, it resets this one to its default
 
     @property
     def option(self) -> str:
@@ -129,7 +130,8 @@ class SettingsGroup:
 
     def resolve(self, overrides: Mapping[str, Any] | None = None, section: Mapping[str, Any] | None = None,
                 *, strict: bool = True) -> dict[str, Any]:
-        """Built-in defaults ← ``section`` (an arch's ``training`` part) ← ``overrides`` (None = not given).
+        """Built-in defaults ← ``section`` (an arch's ``training`` part) ← ``overrides`` (None = not given); a
+        setting that ``yields_to`` another returns to its default when only that other one is given.
 
         Every value is checked against its declaration; with ``strict`` an override this group does not know is
         an error (a typo in a Python keyword argument must not be silently ignored). Section keys of other
@@ -147,6 +149,10 @@ class SettingsGroup:
                 continue
             if value is not None:
                 out[key] = self.settings[key].check(value)
+        given = {k for k, v in (overrides or {}).items() if v is not None}
+        for s in self:
+            if s.yields_to in given and s.name not in given:
+                out[s.name] = s.default
         return out
 
     def check_section(self, section: Mapping[str, Any] | None) -> None:
@@ -189,8 +195,14 @@ TRAINING = SettingsGroup("training", [
 RECON_LOSS = Setting("recon_loss", "mse", "Reconstruction loss; bce needs a sigmoid output.", str,
                      choices=("mse", "bce"))
 
+# A training budget in steps: the epochs of small datasets are raised until they give this many steps. Only the
+# pretraining takes it: the clustering objectives plan their own schedules in epochs (relabelling, target updates).
+MIN_STEPS = Setting("min_steps", 0, "At least this many optimisation steps: on data too small for the arch's epochs "
+                    "to give them, the epochs are raised until they do (0: off; a given --epochs turns it off).",
+                    int, minimum=0, yields_to="epochs")
+
 # Pretraining: the autoencoder on reconstruction (also the training of the anomaly detectors).
-PRETRAIN = TRAINING.extended("pretraining", [RECON_LOSS])
+PRETRAIN = TRAINING.extended("pretraining", [RECON_LOSS, MIN_STEPS])
 
 # An arch's training section also pins the CPU thread count: a run environment value, not a hyperparameter.
 THREADS = Setting("threads", None, "CPU threads for torch; 1 makes small nets give the same numbers on any machine.",

@@ -57,7 +57,8 @@ def test_code_size_and_the_rest_of_the_spec() -> None:
     dcec_l2 = load_arch_file(ROOT / "netbuilder" / "archs" / "mnist.json")[0]
     assert spec["training"] == TRAINING
     # dcec-l2's pretraining; its clustering without the self-labelling step (see auto.TRAINING's comment).
-    assert {**dcec_l2["training"], "cluster": {"loss": "none", "manifold": "umap"}} == TRAINING
+    # ... and at least 1,000 steps on small data (min_steps)
+    assert {**dcec_l2["training"], "cluster": {"loss": "none", "manifold": "umap"}, "min_steps": 1000} == TRAINING
     assert "clustering" not in auto_spec((3, 64, 64))  # unknown k: the stages ask for --clusters
     assert auto_arch((3, 64, 64), 4) == auto_arch([3, 64, 64], 4)  # depends on the shape and k only
 

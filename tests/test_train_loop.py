@@ -52,6 +52,26 @@ def _fit(epochs: int, seed: int = 0, device: torch.device = torch.device("cpu"),
     return model, res
 
 
+def test_min_steps_raises_the_epochs_of_small_data_only(device):
+    from netbuilder.settings import PRETRAIN
+
+    torch.manual_seed(0)
+    model = TinyAE()
+    loss_fn = lambda x, idx: {"loss": F.mse_loss(model(x)[0], x)}  # noqa: E731
+    # 256 images of batch 32: 8 steps per epoch; 20 steps need 3 epochs
+    res = train(model, blobs(), loss_fn, LoopConfig(epochs=1, batch_size=32, min_steps=20, progress=False),
+                device=device)
+    assert res.steps == 24 and [r["epoch"] for r in res.history] == [1, 2, 3]
+    res = train(model, blobs(), loss_fn, LoopConfig(epochs=4, batch_size=32, min_steps=20, progress=False),
+                device=device)
+    assert res.steps == 32  # 4 epochs already give more than 20 steps
+    # an arch's min_steps gives way to an explicitly given epoch count, not to one from the arch
+    section = {"epochs": 20, "min_steps": 1000}
+    assert PRETRAIN.resolve({}, section)["min_steps"] == 1000
+    assert PRETRAIN.resolve({"epochs": 5}, section)["min_steps"] == 0
+    assert PRETRAIN.resolve({"epochs": 5, "min_steps": 7}, section)["min_steps"] == 7
+
+
 def test_loss_goes_down_and_history_is_logged(tmp_path, device):
     log = RunLog(tmp_path / "logs" / "pretrain")
     _, res = _fit(8, device=device, log=log)

@@ -11,7 +11,7 @@ import contextlib
 import math
 import signal
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from .. import distributed
 from ..errors import NetbuilderError
 from ..metrics import format_values
-from ..settings import TRAINING
+from ..settings import MIN_STEPS, TRAINING
 from .augment import random_affine
 from .batches import BatchSource
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -57,6 +57,7 @@ class LoopConfig:
     checkpoint_every: int = _D["checkpoint_every"]
     drop_last: bool = _D["drop_last"]
     amp: bool = _D["amp"]
+    min_steps: int = MIN_STEPS.default  # raise the epochs until they give this many steps (pretraining only)
 
     def to_dict(self) -> dict[str, Any]:
         """The config as a plain dict (for manifests)."""
@@ -139,6 +140,11 @@ def epoch_steps(n: int, batch_size: int, drop_last: bool) -> int:
     return n // bs if drop_last and n >= bs else math.ceil(n / bs)
 
 
+def planned_epochs(cfg: LoopConfig, steps_per_epoch: int) -> int:
+    """``cfg.epochs``, raised to the fewest epochs that give ``cfg.min_steps`` steps when they give fewer."""
+    return max(cfg.epochs, math.ceil(cfg.min_steps / max(1, steps_per_epoch)))
+
+
 def train(model: nn.Module, images: np.ndarray | torch.Tensor, loss_fn: LossFn, cfg: LoopConfig, *,
           device: torch.device, params: Iterable[nn.Parameter] | None = None, log: RunLog | None = None,
           before_step: StepHook | None = None, on_epoch_end: EpochHook | None = None,
@@ -163,6 +169,10 @@ def train(model: nn.Module, images: np.ndarray | torch.Tensor, loss_fn: LossFn, 
         raise NetbuilderError("cannot train on an empty dataset")
     bs = max(1, min(cfg.batch_size, n))
     steps_per_epoch = epoch_steps(n, cfg.batch_size, cfg.drop_last)
+    if planned_epochs(cfg, steps_per_epoch) != cfg.epochs:
+        log.info(f"{desc}: {cfg.epochs} epochs of {steps_per_epoch} steps are fewer than min_steps={cfg.min_steps}; "
+                 f"training {planned_epochs(cfg, steps_per_epoch)} epochs")
+        cfg = replace(cfg, epochs=planned_epochs(cfg, steps_per_epoch))
     model.to(device)
     par = parallel_policy(model)
     params = list(params if params is not None else model.parameters())
