@@ -13,8 +13,7 @@ from ..settings import PRETRAIN
 from .protocols import PROTOCOLS, TEST_FRACTION, VAL_FRACTION
 from .report import format_table, summary_line
 from .tep_report import ENSEMBLE
-from ..core.scores import SCORE_TITLES, SCORES, default_score
-from ..datasets.registry import dataset_modality
+from ..core.scores import SCORE_TITLES, SCORES
 
 # The detector trains in memory: there is no checkpoint to resume.
 NOT_FOR_DETECTOR = ("checkpoint_every",)
@@ -85,7 +84,7 @@ def anomaly_cmd(dataset, arch, archs, out, data_dir, split, image_size, window, 
     Output: <out>/saved_params/<DATASET>/<arch>/anomaly-<protocol>-<target>-<score>/ (weights, threshold.json,
     scores.csv, report.json, manifest.json) and plots in <out>/plots/<DATASET>/<arch>/anomaly-.../.
     """
-    from .experiment import run_all_classes, run_anomaly
+    from .experiment import resolve_score, run_all_classes, run_anomaly
     from .predict import predict_dataset
 
     t0 = time.perf_counter()
@@ -105,7 +104,7 @@ def anomaly_cmd(dataset, arch, archs, out, data_dir, split, image_size, window, 
         raise NetbuilderError("--protocol is required: one-class, contaminated or unsupervised (see --help)")
     if all_classes and target is not None:
         raise NetbuilderError("give either --target or --all-classes, not both")
-    score = score or default_score(protocol, dataset_modality(dataset))
+    score = resolve_score(score, protocol, dataset)
     echo = (lambda m: click.echo(m, err=True)) if as_json else click.echo
     warn = lambda m: click.echo(m, err=True)  # noqa: E731
     if all_classes and protocol == "one-class" and is_tep(dataset):

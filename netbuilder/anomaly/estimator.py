@@ -89,7 +89,8 @@ class AutoencoderAnomalyDetector(BaseEstimator):
     score : {"recon", "cosine", "centroid", "dcca", "knn"}
         See :mod:`netbuilder.core.scores`. ``cosine`` needs an arch with an l2-normalised latent; ``knn`` compares
         images with the training images directly, and the autoencoder is not trained (``history_`` is empty).
-    epochs, batch_size, lr, optimizer, schedule, augment, recon_loss, amp, momentum, weight_decay, drop_last, min_steps :
+    epochs, batch_size, lr, optimizer, schedule, augment, recon_loss, amp, momentum, weight_decay, drop_last,
+    min_steps :
         training settings (see :data:`netbuilder.settings.PRETRAIN`) (``None``: the
         arch's ``training`` section, then the ``pretrain`` defaults). ``recon_loss`` (``mse``/``bce``) is the
         training loss only; the ``recon`` score is always the per-image mean squared error.

@@ -242,6 +242,12 @@ def _plots(det: AutoencoderAnomalyDetector, split: ProtocolSplit, scores: np.nda
     return files
 
 
+def resolve_score(score: str | None, protocol: str, dataset: str) -> str:
+    """``score``, or when it is ``None`` the default for ``protocol`` on ``dataset``'s modality
+    (:func:`~netbuilder.core.scores.default_score`)."""
+    return score or default_score(protocol, dataset_modality(dataset))
+
+
 def run_anomaly(dataset: str, arch: str | int = 0, protocol: str = "one-class", target: str | int | None = None,
                 score: str | None = None, *, archs: str | None = None, data_dir: str | None = None, split: str = "all",
                 image_size: int | None = None, window: int | None = None, stride: int | None = None,
@@ -253,7 +259,7 @@ def run_anomaly(dataset: str, arch: str | int = 0, protocol: str = "one-class", 
     seed, device, plots, ...). ``score=None``: :func:`~netbuilder.core.scores.default_score`. Returns the result
     row (metrics, threshold, sizes, output paths, seconds).
     """
-    score = score or default_score(protocol, dataset_modality(dataset))
+    score = resolve_score(score, protocol, dataset)
     _check(protocol, score, options)
     inputs = load_inputs(dataset, arch, protocol, score, archs=archs, data_dir=data_dir, split=split,
                          image_size=image_size, out=out, progress=options.get("progress"), window=window,
@@ -271,7 +277,7 @@ def run_all_classes(dataset: str, arch: str | int = 0, protocol: str = "one-clas
                     **options: Any) -> dict[str, Any]:
     """Every class in turn as the target; returns ``{"rows": [...], "mean": {...}, "wall_time_s": ...}`` and
     writes it to ``.../anomaly-<protocol>-all-<score>/table.json`` (``score=None``: as :func:`run_anomaly`)."""
-    score = score or default_score(protocol, dataset_modality(dataset))
+    score = resolve_score(score, protocol, dataset)
     _check(protocol, score, options)
     if protocol == "unsupervised":
         raise NetbuilderError("--all-classes needs a protocol with target classes (one-class or contaminated); "
