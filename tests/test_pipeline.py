@@ -133,3 +133,23 @@ def test_pixel_umap_row_is_skipped_above_its_size_limit(digits_run, monkeypatch)
     rows = {r["method"]: r for r in report.metrics("DIGITS", out=str(out))}
     assert rows["pixels-umap"]["status"] == "skipped: 1797 samples > 100"
     assert "skipped: 1797 samples > 100" in report.format_table(list(rows.values()))
+
+
+def test_min_steps_raises_the_epochs_and_spreads_the_probes_over_them(tmp_path):
+    # digits-dense-l2 with 2 epochs of batch 256 (8 steps each) and min_steps 160: 20 epochs are run, and the
+    # k-means probe runs about ten times over those 20 (every 2nd epoch), not over the 2 the arch names.
+    from pathlib import Path
+
+    from netbuilder.train.runlog import read_jsonl
+
+    spec = json.loads((Path(__file__).resolve().parents[1] / "netbuilder" / "archs" / "digits.json").read_text())[2]
+    spec["training"].update({"epochs": 2, "batch_size": 256, "min_steps": 160})
+    archs = tmp_path / "a.json"
+    archs.write_text(json.dumps([spec]))
+    m = pretrain("DIGITS", 0, archs=str(archs), out=str(tmp_path), echo=False, progress=False)
+    assert m["steps"] == 160 and m["epochs_run"] == 20 and m["hyperparameters"]["min_steps"] == 160
+    records = [r for r in read_jsonl(m["logs"]["jsonl"]) if "epoch" in r]
+    assert [r["epoch"] for r in records if "acc" in r] == list(range(2, 21, 2))
+    # an explicit epoch count turns min_steps off
+    m = pretrain("DIGITS", 0, archs=str(archs), out=str(tmp_path / "e"), epochs=3, echo=False, progress=False)
+    assert m["steps"] == 24 and m["epochs_run"] == 3

@@ -5,12 +5,13 @@ import time
 from typing import Any
 
 from ..clustering import kmeans
-from ..core.autoencoder import build_model, fit_autoencoder
+from ..core.autoencoder import build_model, fit_autoencoder, loop_config
 from ..rules import check_recon_loss
 from ..fileio import remove, write_npy
 from ..metrics import clustering_scores, format_values
 from ..settings import PRETRAIN
 from ..train import RunLog, encode_all, seed_everything
+from ..train.loop import total_epochs
 from .context import StageContext, prepare
 from .evaluate import kmeans_probe
 from .lock import stage_lock
@@ -49,10 +50,11 @@ def _run_pretrain(ctx: StageContext, *, seed: int, progress: bool | None, resume
     labels = ctx.dataset.labels
     k = ctx.n_clusters if labels is not None or (ctx.spec.get("clustering") or {}).get("n_clusters") else None
     probe = kmeans_probe(model, ctx.dataset.images, labels, k, ctx.device, seed=seed) if (labels is not None and k) else None
-    every = eval_interval(int(hp["epochs"]), eval_every)
+    epochs = total_epochs(loop_config(hp, seed, progress), len(ctx.dataset))  # min_steps may raise hp["epochs"]
+    every = eval_interval(epochs, eval_every)
 
     def on_epoch_end(epoch: int) -> dict[str, Any] | None:
-        if probe is not None and (epoch % every == 0 or epoch == hp["epochs"]):
+        if probe is not None and (epoch % every == 0 or epoch == epochs):
             return probe()
         return None
 
@@ -82,6 +84,7 @@ def _run_pretrain(ctx: StageContext, *, seed: int, progress: bool | None, resume
     manifest = write_manifest(out_dir, {
         "stage": STAGE, "dataset": ctx.dataset_record(), "arch": ctx.arch_record(),
         "hyperparameters": hp, "seed": seed, "device": str(ctx.device), "steps": result.steps,
+        "epochs_run": len(result.history),
         "metrics": metrics,
         "timings": {"train_s": round(train_s, 2), "eval_s": round(eval_s, 2),
                     "images_per_s": round(len(ctx.dataset) * len(result.history) / max(train_s, 1e-9), 1)},

@@ -145,6 +145,11 @@ def planned_epochs(cfg: LoopConfig, steps_per_epoch: int) -> int:
     return max(cfg.epochs, math.ceil(cfg.min_steps / max(1, steps_per_epoch)))
 
 
+def total_epochs(cfg: LoopConfig, n: int) -> int:
+    """The epochs :func:`train` runs over ``n`` samples: ``cfg.epochs``, or more to reach ``cfg.min_steps``."""
+    return planned_epochs(cfg, epoch_steps(n, cfg.batch_size, cfg.drop_last))
+
+
 def train(model: nn.Module, images: np.ndarray | torch.Tensor, loss_fn: LossFn, cfg: LoopConfig, *,
           device: torch.device, params: Iterable[nn.Parameter] | None = None, log: RunLog | None = None,
           before_step: StepHook | None = None, on_epoch_end: EpochHook | None = None,
