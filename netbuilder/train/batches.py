@@ -179,10 +179,12 @@ def encode_all(model: nn.Module, images: np.ndarray | torch.Tensor, device: torc
     # Channels-last speeds up CPU convolutions 1.6-1.9x here; the weights are put back afterwards.
     convs = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
     cl = device.type == "cpu" and bool(convs)
-    # Convert only a contiguous model, and convert back only what was converted: the training loop may be
-    # holding the model in channels-last, and must get it back exactly as it was.
-    convert = cl and convs[0].weight.is_contiguous() and convs[0].weight.dim() == 4 and \
-        not convs[0].weight.is_contiguous(memory_format=torch.channels_last)
+    # Convert only a model not already in channels-last, and convert back only what was converted: the training
+    # loop may be holding the model in channels-last, and must get it back exactly as it was. Every conv is
+    # checked: a 1-channel input conv's weight (N×1×k×k) is contiguous in both formats, and judging by it alone
+    # left MNIST's conv nets contiguous here (encoding 1.4–1.6× slower, measured with bench/speed.py).
+    convert = cl and any(m.weight.dim() == 4 and not m.weight.is_contiguous(memory_format=torch.channels_last)
+                         for m in convs)
     model.eval()
     if convert:
         model.to(memory_format=torch.channels_last)
