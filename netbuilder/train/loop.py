@@ -174,10 +174,11 @@ def train(model: nn.Module, images: np.ndarray | torch.Tensor, loss_fn: LossFn, 
         raise NetbuilderError("cannot train on an empty dataset")
     bs = max(1, min(cfg.batch_size, n))
     steps_per_epoch = epoch_steps(n, cfg.batch_size, cfg.drop_last)
-    if planned_epochs(cfg, steps_per_epoch) != cfg.epochs:
+    epochs = planned_epochs(cfg, steps_per_epoch)
+    if epochs != cfg.epochs:
         log.info(f"{desc}: {cfg.epochs} epochs of {steps_per_epoch} steps are fewer than min_steps={cfg.min_steps}; "
-                 f"training {planned_epochs(cfg, steps_per_epoch)} epochs")
-        cfg = replace(cfg, epochs=planned_epochs(cfg, steps_per_epoch))
+                 f"training {epochs} epochs")
+        cfg = replace(cfg, epochs=epochs)
     model.to(device)
     par = parallel_policy(model)
     params = list(params if params is not None else model.parameters())
