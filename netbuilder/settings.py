@@ -31,7 +31,9 @@ class Setting:
     exclusive_min: bool = False
     exclusive_max: bool = False
     cli: str | None = None          # the option name when it differs from --<name-with-dashes>
-    yields_to: str | None = None    # another setting: given as an override, it resets this one to its default
+    # another setting: given as an override, it turns this one off (0) unless this one is given too; for budgets
+    # such as min_steps, whose own default may be set by an objective (SCAN's max_steps 3000)
+    yields_to: str | None = None
 
     @property
     def option(self) -> str:
@@ -131,7 +133,7 @@ class SettingsGroup:
     def resolve(self, overrides: Mapping[str, Any] | None = None, section: Mapping[str, Any] | None = None,
                 *, strict: bool = True) -> dict[str, Any]:
         """Built-in defaults ← ``section`` (an arch's ``training`` part) ← ``overrides`` (None = not given); a
-        setting that ``yields_to`` another returns to its default when only that other one is given.
+        setting that ``yields_to`` another is turned off (0) when only that other one is given.
 
         Every value is checked against its declaration; with ``strict`` an override this group does not know is
         an error (a typo in a Python keyword argument must not be silently ignored). Section keys of other
@@ -152,7 +154,7 @@ class SettingsGroup:
         given = {k for k, v in (overrides or {}).items() if v is not None}
         for s in self:
             if s.yields_to in given and s.name not in given:
-                out[s.name] = s.default
+                out[s.name] = 0
         return out
 
     def check_section(self, section: Mapping[str, Any] | None) -> None:
@@ -169,9 +171,9 @@ class SettingsGroup:
                 "additionalProperties": False, "description": description}
 
     def extended(self, kind: str, settings: Iterable[Setting] = (), **defaults: Any) -> "SettingsGroup":
-        """A new group: these settings (with some defaults replaced) followed by ``settings``."""
-        base = [s.with_default(defaults[s.name]) if s.name in defaults else s for s in self]
-        return SettingsGroup(kind, [*base, *settings])
+        """A new group: these settings followed by ``settings``, with the defaults named in ``defaults`` replaced."""
+        return SettingsGroup(kind, [s.with_default(defaults[s.name]) if s.name in defaults else s
+                                    for s in [*self, *settings]])
 
 
 POSITIVE = dict(minimum=0, exclusive_min=True)
@@ -200,6 +202,13 @@ RECON_LOSS = Setting("recon_loss", "mse", "Reconstruction loss; bce needs a sigm
 MIN_STEPS = Setting("min_steps", 0, "At least this many optimisation steps: on data too small for the arch's epochs "
                     "to give them, the epochs are raised until they do (0: off; a given --epochs turns it off).",
                     int, minimum=0, yields_to="epochs")
+
+# A training budget in steps from above: the epochs of large datasets are lowered until they give about this many
+# steps. The clustering objectives whose schedule is set in steps take it (SCAN's 3,000 steps are 200 epochs of
+# DIGITS' 1,797 images but 6 of MNIST's 70,000).
+MAX_STEPS = Setting("max_steps", 0, "At most about this many optimisation steps: on data large enough for the "
+                    "epochs to give more, the epochs are lowered to the fewest that give them (0: off; a given "
+                    "--epochs turns it off).", int, minimum=0, yields_to="epochs")
 
 # Pretraining: the autoencoder on reconstruction (also the training of the anomaly detectors).
 PRETRAIN = TRAINING.extended("pretraining", [RECON_LOSS, MIN_STEPS])

@@ -109,3 +109,7 @@ def test_scan_brings_its_own_loop_defaults_and_leaves_the_others_alone():
     assert cluster_settings().defaults()["epochs"] == 20          # the CLI's and the schema's generic default
     hp = cluster_settings("scan").resolve({"loss": "scan", "epochs": 7}, {"lr": 0.01})
     assert hp["epochs"] == 7 and hp["lr"] == 0.01                  # command line and arch section still win
+    # SCAN's budget is steps: 3,000 of them caps the epochs of large data; a given epoch count lifts the cap
+    assert scan["max_steps"] == 3000 and kld["max_steps"] == 0
+    assert hp["max_steps"] == 0
+    assert cluster_settings("scan").resolve({"loss": "scan", "epochs": 7, "max_steps": 50})["max_steps"] == 50

@@ -72,6 +72,22 @@ def test_min_steps_raises_the_epochs_of_small_data_only(device):
     assert PRETRAIN.resolve({"epochs": 5, "min_steps": 7}, section)["min_steps"] == 7
 
 
+def test_max_steps_lowers_the_epochs_of_large_data_only(device):
+    from netbuilder.train.loop import planned_epochs
+
+    torch.manual_seed(0)
+    model = TinyAE()
+    loss_fn = lambda x, idx: {"loss": F.mse_loss(model(x)[0], x)}  # noqa: E731
+    # 8 steps per epoch: 20 steps need 3 epochs (24 steps), so 10 epochs are cut to 3
+    res = train(model, blobs(), loss_fn, LoopConfig(epochs=10, batch_size=32, max_steps=20, progress=False),
+                device=device)
+    assert res.steps == 24 and [r["epoch"] for r in res.history] == [1, 2, 3]
+    assert planned_epochs(LoopConfig(epochs=2, max_steps=20), 8) == 2        # fewer steps than the cap: kept
+    assert planned_epochs(LoopConfig(epochs=200, max_steps=3000), 547) == 6  # SCAN on MNIST's 70,000 images
+    assert planned_epochs(LoopConfig(epochs=200, max_steps=3000), 15) == 200  # ... and on DIGITS' 1,797
+    assert planned_epochs(LoopConfig(epochs=200, max_steps=0), 547) == 200   # 0: off
+
+
 def test_loss_goes_down_and_history_is_logged(tmp_path, device):
     log = RunLog(tmp_path / "logs" / "pretrain")
     _, res = _fit(8, device=device, log=log)

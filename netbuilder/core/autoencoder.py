@@ -22,7 +22,7 @@ def loop_config(hp: dict[str, Any], seed: int, progress: bool | None) -> LoopCon
                       weight_decay=float(hp["weight_decay"]), schedule=hp["schedule"], seed=seed,
                       augment=bool(hp["augment"]), progress=progress, amp=bool(hp["amp"]),
                       checkpoint_every=int(hp["checkpoint_every"]), drop_last=bool(hp["drop_last"]),
-                      min_steps=int(hp.get("min_steps", 0)))
+                      min_steps=int(hp.get("min_steps", 0)), max_steps=int(hp.get("max_steps", 0)))
 
 
 def build_model(spec: dict[str, Any], input_shape: tuple[int, ...], source: str | None = None) -> nn.Module:

@@ -19,6 +19,7 @@ from ..clustering import kmeans
 from ..errors import StageError
 from ..metrics import clustering_scores, format_values, rounded_scores
 from ..train import RunLog, encode_all, train
+from ..train.loop import total_epochs
 from ..train.checkpoint import check_resume_identity
 from .autoencoder import loop_config
 from .losses import reconstruction_loss
@@ -61,10 +62,11 @@ def fit_clustering(model: nn.Module, images: Any, objective: Objective, hp: dict
     if objective.trains:
         rec = reconstruction_loss(recon_loss)
         cfg = loop_config(hp, seed, progress)
-        probe_every = max(1, cfg.epochs // 10)
+        epochs = total_epochs(cfg, len(codes0))  # max_steps may lower hp["epochs"]: probe over what will run
+        probe_every = max(1, epochs // 10)
 
         def on_epoch_end(epoch: int) -> dict[str, Any] | None:
-            if labels is None or (epoch % probe_every and epoch != cfg.epochs):
+            if labels is None or (epoch % probe_every and epoch != epochs):
                 return None
             pred, _ = objective.predict(model, images)
             return rounded_scores(labels, pred)

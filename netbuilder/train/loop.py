@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from .. import distributed
 from ..errors import NetbuilderError
 from ..metrics import format_values
-from ..settings import MIN_STEPS, TRAINING
+from ..settings import MAX_STEPS, MIN_STEPS, TRAINING
 from .augment import random_affine
 from .batches import BatchSource
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -58,6 +58,7 @@ class LoopConfig:
     drop_last: bool = _D["drop_last"]
     amp: bool = _D["amp"]
     min_steps: int = MIN_STEPS.default  # raise the epochs until they give this many steps (pretraining only)
+    max_steps: int = MAX_STEPS.default  # lower the epochs to the fewest that give this many steps (0: off)
 
     def to_dict(self) -> dict[str, Any]:
         """The config as a plain dict (for manifests)."""
@@ -141,12 +142,18 @@ def epoch_steps(n: int, batch_size: int, drop_last: bool) -> int:
 
 
 def planned_epochs(cfg: LoopConfig, steps_per_epoch: int) -> int:
-    """``cfg.epochs``, raised to the fewest epochs that give ``cfg.min_steps`` steps when they give fewer."""
-    return max(cfg.epochs, math.ceil(cfg.min_steps / max(1, steps_per_epoch)))
+    """``cfg.epochs``, raised to the fewest epochs that give ``cfg.min_steps`` steps when they give fewer, and
+    lowered to the fewest that give ``cfg.max_steps`` (when set) when they give more."""
+    per_epoch = max(1, steps_per_epoch)
+    epochs = max(cfg.epochs, math.ceil(cfg.min_steps / per_epoch))
+    if cfg.max_steps > 0:
+        epochs = min(epochs, math.ceil(cfg.max_steps / per_epoch))
+    return epochs
 
 
 def total_epochs(cfg: LoopConfig, n: int) -> int:
-    """The epochs :func:`train` runs over ``n`` samples: ``cfg.epochs``, or more to reach ``cfg.min_steps``."""
+    """The epochs :func:`train` runs over ``n`` samples: ``cfg.epochs`` within the bounds of ``cfg.min_steps`` and
+    ``cfg.max_steps``."""
     return planned_epochs(cfg, epoch_steps(n, cfg.batch_size, cfg.drop_last))
 
 
@@ -176,8 +183,8 @@ def train(model: nn.Module, images: np.ndarray | torch.Tensor, loss_fn: LossFn, 
     steps_per_epoch = epoch_steps(n, cfg.batch_size, cfg.drop_last)
     epochs = planned_epochs(cfg, steps_per_epoch)
     if epochs != cfg.epochs:
-        log.info(f"{desc}: {cfg.epochs} epochs of {steps_per_epoch} steps are fewer than min_steps={cfg.min_steps}; "
-                 f"training {epochs} epochs")
+        bound = f"fewer than min_steps={cfg.min_steps}" if epochs > cfg.epochs else f"more than max_steps={cfg.max_steps}"
+        log.info(f"{desc}: {cfg.epochs} epochs of {steps_per_epoch} steps are {bound}; training {epochs} epochs")
         cfg = replace(cfg, epochs=epochs)
     model.to(device)
     par = parallel_policy(model)

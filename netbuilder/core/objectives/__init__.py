@@ -8,7 +8,7 @@ import importlib
 import pkgutil
 from dataclasses import replace
 
-from ...settings import TRAINING, Setting, SettingsGroup
+from ...settings import MAX_STEPS, TRAINING, Setting, SettingsGroup
 from .base import OBJECTIVES, Objective, objective_class, objective_names, register_objective, stage_name
 
 for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
@@ -26,7 +26,7 @@ def cluster_settings(loss: str | None = None) -> SettingsGroup:
     names = objective_names()
     common = [Setting("loss", "kld", "Clustering objective: " + "; ".join(f"{n}: {OBJECTIVES[n].title}" for n in names)
                       + ".", str, choices=tuple(names)),
-              Setting("n_init", 20, "Restarts of the k-means initialisation.", int, minimum=1)]
+              Setting("n_init", 20, "Restarts of the k-means initialisation.", int, minimum=1), MAX_STEPS]
     own = [s for n in ([loss] if loss else names) for s in objective_class(n).settings]
     kind = f"clustering with loss {loss}" if loss else "clustering"
     loop = {"epochs": 20, "lr": 1e-4, **(objective_class(loss).loop_defaults if loss else {})}

@@ -70,8 +70,9 @@ class NeighbourConsistency(HeadPredictions, Objective):
     )
     loss_titles = {"consistency": "-log agreement with a neighbour", "entropy": "negative entropy of cluster use"}
     # SCAN's heads start from chance: it needs far more steps than the refinements that start from k-means
-    # (200 epochs of batch 128 = 3,000 steps on DIGITS' 1,797 images; pass --epochs for larger data).
-    loop_defaults = {"epochs": 200, "batch_size": 128, "lr": 1e-3, "augment": True}
+    # (200 epochs of batch 128 = 3,000 steps on DIGITS' 1,797 images). max_steps keeps about that many on larger
+    # data: 6 epochs of MNIST's 70,000 images (ACC 0.9744 after the first, 0.9772 after the sixth; README).
+    loop_defaults = {"epochs": 200, "batch_size": 128, "lr": 1e-3, "augment": True, "max_steps": 3000}
 
     def start(self, model: nn.Module, images: Any, codes: np.ndarray, init_pred: np.ndarray,
               centres: np.ndarray, seed: int) -> None:
