@@ -59,10 +59,21 @@ RECIPES: dict[str, list[tuple[str, str, list[str]]]] = {
     "coil20": [
         ("COIL20", "coil-conv-l2", ["pretrain -d COIL20 -a coil-conv-l2", "cluster -d COIL20 -a coil-conv-l2"]),
     ],
-    # The auto recipe on small data: DIGITS and COIL-20 at 32 px, at least 1,000 pretraining steps (min_steps).
+    # The auto recipe on small data: DIGITS and COIL-20 at 32 px, at least 1,000 pretraining steps (min_steps);
+    # its clustering default for images (SCAN, cluster-scan) beside the one before the 18th stop (UMAP + k-means,
+    # cluster-none) on the same pretrained codes.
     "small-auto": [
-        ("DIGITS", "auto", ["pretrain -d DIGITS -a auto", "cluster -d DIGITS -a auto"]),
-        ("COIL20", "auto", ["pretrain -d COIL20 -a auto --image-size 32", "cluster -d COIL20 -a auto --image-size 32"]),
+        ("DIGITS", "auto", ["pretrain -d DIGITS -a auto", "cluster -d DIGITS -a auto --loss none --manifold umap",
+                            "cluster -d DIGITS -a auto"]),
+        ("COIL20", "auto", ["pretrain -d COIL20 -a auto --image-size 32",
+                            "cluster -d COIL20 -a auto --image-size 32 --loss none --manifold umap",
+                            "cluster -d COIL20 -a auto --image-size 32"]),
+    ],
+    # The same for MNIST at 16 px (70,000 images; a stand-in for USPS-like small digits).
+    "mnist16-auto": [
+        ("MNIST", "auto", ["pretrain -d MNIST -a auto --image-size 16",
+                           "cluster -d MNIST -a auto --image-size 16 --loss none --manifold umap",
+                           "cluster -d MNIST -a auto --image-size 16"]),
     ],
 }
 
@@ -149,7 +160,8 @@ def main() -> None:
         runs = [run_recipe(dataset, arch, commands, s, Path(args.work) / f"{arch}-seed{s}") for s in range(args.seeds)]
         results["recipes"].append({"dataset": dataset, "arch": arch, "commands": commands, "runs": runs})
         for stage in sorted({st for r in runs for st in r["stages"]}, key=lambda s: (s != "pretrain", s)):
-            rows.append([f"{arch}: {stage}", summarise(runs, stage, "acc"), summarise(runs, stage, "nmi"),
+            rows.append([f"{dataset} {arch}: {stage}" if len(RECIPES[args.dataset]) > 1 and arch == "auto"
+                         else f"{arch}: {stage}", summarise(runs, stage, "acc"), summarise(runs, stage, "nmi"),
                          summarise(runs, stage, "ari"), f"{statistics.mean(r['wall_s'] for r in runs):.0f}",
                          f"{max(r['peak_rss_mb'] for r in runs):.0f}"])
     if args.dataset == "mnist-rows":

@@ -127,9 +127,9 @@ def test_scikit_learn_estimator_checks():
 def test_auto_arch_follows_the_samples_shape():
     X = np.random.default_rng(3).integers(0, 255, size=(40, 12, 12)).astype(np.uint8)
     X[:20, :6] = 255
-    est = DeepClustering(n_clusters=2, epochs=3, cluster_epochs=1, device="cpu",
-                         cluster_params={"manifold": "none"}).fit(X)
+    est = DeepClustering(n_clusters=2, epochs=3, cluster_epochs=1, device="cpu").fit(X)
     assert est.spec_["name"].startswith("auto") and est.input_shape_ == (1, 12, 12)
+    assert est.spec_["training"]["cluster"]["loss"] == "scan"  # images: the auto rule clusters by SCAN
     assert est.transform(X[:3]).shape == (3, 10)
     assert clustering_scores(np.repeat([0, 1], 20), est.labels_)["acc"] >= 0.9
 
