@@ -66,6 +66,17 @@ def test_code_size_and_the_rest_of_the_spec() -> None:
     assert auto_arch((3, 64, 64), 4) == auto_arch([3, 64, 64], 4)  # depends on the shape and k only
 
 
+def test_the_digits_default_is_the_auto_recipe() -> None:
+    # issue 17's "one recipe": DIGITS' shipped default is what -a auto derives for 1x8x8 images and 10 clusters,
+    # with the thread count pinned (float sums depend on it) and its own name and description
+    shipped = load_arch_file(ROOT / "netbuilder" / "archs" / "digits.json")[0]
+    derived = auto_spec((1, 8, 8), 10)
+    assert shipped["name"] == "digits-scan" and shipped["training"].pop("threads") == 1
+    for key in ("name", "description"):
+        shipped.pop(key), derived.pop(key)
+    assert shipped == derived
+
+
 def test_signal_shape_gives_a_1d_conv_stack() -> None:
     spec = auto_arch((2, 1000), 3)
     convs = _convs(spec)
