@@ -155,13 +155,14 @@ def main() -> None:
     args = ap.parse_args()
     results = {"machine": machine_info(), "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), "recipes": []}
     rows = []
+    several_datasets = len({dataset for dataset, _, _ in RECIPES[args.dataset]}) > 1  # then rows name the dataset
     for dataset, arch, commands in RECIPES[args.dataset]:
         print(f"{dataset} / {arch}", flush=True)
         runs = [run_recipe(dataset, arch, commands, s, Path(args.work) / f"{arch}-seed{s}") for s in range(args.seeds)]
         results["recipes"].append({"dataset": dataset, "arch": arch, "commands": commands, "runs": runs})
         for stage in sorted({st for r in runs for st in r["stages"]}, key=lambda s: (s != "pretrain", s)):
-            rows.append([f"{dataset} {arch}: {stage}" if len(RECIPES[args.dataset]) > 1 and arch == "auto"
-                         else f"{arch}: {stage}", summarise(runs, stage, "acc"), summarise(runs, stage, "nmi"),
+            rows.append([f"{dataset} {arch}: {stage}" if several_datasets else f"{arch}: {stage}",
+                         summarise(runs, stage, "acc"), summarise(runs, stage, "nmi"),
                          summarise(runs, stage, "ari"), f"{statistics.mean(r['wall_s'] for r in runs):.0f}",
                          f"{max(r['peak_rss_mb'] for r in runs):.0f}"])
     if args.dataset == "mnist-rows":

@@ -154,3 +154,16 @@ def test_min_steps_raises_the_epochs_and_spreads_the_probes_over_them(tmp_path):
     # an explicit epoch count turns min_steps off
     m = pretrain("DIGITS", 0, archs=str(archs), out=str(tmp_path / "e"), epochs=3, echo=False, progress=False)
     assert m["steps"] == 24 and m["epochs_run"] == 3
+
+
+def test_max_steps_cuts_scan_short_and_probes_its_last_epoch(tmp_path):
+    # SCAN's 200 epochs of batch 128 are 15 steps each on DIGITS; max_steps 40 keeps 3 epochs (45 steps), and the
+    # ACC probe is spread over those 3 (every epoch), not over the 200 the setting names (every 20th: never).
+    from netbuilder.train.runlog import read_jsonl
+
+    pretrain("DIGITS", "digits-dense-l2", out=str(tmp_path), epochs=1, echo=False, progress=False)
+    m = cluster("DIGITS", "digits-dense-l2", "scan", out=str(tmp_path), max_steps=40, heads=2, echo=False,
+                progress=False)
+    assert m["steps"] == 45 and m["epochs_run"] == 3 and m["hyperparameters"]["epochs"] == 200
+    records = [r for r in read_jsonl(m["logs"]["jsonl"]) if "epoch" in r]
+    assert [r["epoch"] for r in records if "acc" in r] == [1, 2, 3]
