@@ -52,19 +52,20 @@ def _fit(epochs: int, seed: int = 0, device: torch.device = torch.device("cpu"),
     return model, res
 
 
-def test_min_steps_raises_the_epochs_of_small_data_only(device):
-    from netbuilder.settings import PRETRAIN
-
+def _bounded_run(device, **bounds):
+    """Train TinyAE on 256 images of batch 32 (8 steps per epoch) with the given LoopConfig bounds."""
     torch.manual_seed(0)
     model = TinyAE()
     loss_fn = lambda x, idx: {"loss": F.mse_loss(model(x)[0], x)}  # noqa: E731
-    # 256 images of batch 32: 8 steps per epoch; 20 steps need 3 epochs
-    res = train(model, blobs(), loss_fn, LoopConfig(epochs=1, batch_size=32, min_steps=20, progress=False),
-                device=device)
+    return train(model, blobs(), loss_fn, LoopConfig(batch_size=32, progress=False, **bounds), device=device)
+
+
+def test_min_steps_raises_the_epochs_of_small_data_only(device):
+    from netbuilder.settings import PRETRAIN
+
+    res = _bounded_run(device, epochs=1, min_steps=20)  # 20 steps need 3 epochs
     assert res.steps == 24 and [r["epoch"] for r in res.history] == [1, 2, 3]
-    res = train(model, blobs(), loss_fn, LoopConfig(epochs=4, batch_size=32, min_steps=20, progress=False),
-                device=device)
-    assert res.steps == 32  # 4 epochs already give more than 20 steps
+    assert _bounded_run(device, epochs=4, min_steps=20).steps == 32  # 4 epochs already give more than 20 steps
     # an arch's min_steps gives way to an explicitly given epoch count, not to one from the arch
     section = {"epochs": 20, "min_steps": 1000}
     assert PRETRAIN.resolve({}, section)["min_steps"] == 1000
@@ -75,12 +76,7 @@ def test_min_steps_raises_the_epochs_of_small_data_only(device):
 def test_max_steps_lowers_the_epochs_of_large_data_only(device):
     from netbuilder.train.loop import planned_epochs
 
-    torch.manual_seed(0)
-    model = TinyAE()
-    loss_fn = lambda x, idx: {"loss": F.mse_loss(model(x)[0], x)}  # noqa: E731
-    # 8 steps per epoch: 20 steps need 3 epochs (24 steps), so 10 epochs are cut to 3
-    res = train(model, blobs(), loss_fn, LoopConfig(epochs=10, batch_size=32, max_steps=20, progress=False),
-                device=device)
+    res = _bounded_run(device, epochs=10, max_steps=20)  # 20 steps need 3 epochs (24 steps): 10 are cut to 3
     assert res.steps == 24 and [r["epoch"] for r in res.history] == [1, 2, 3]
     assert planned_epochs(LoopConfig(epochs=2, max_steps=20), 8) == 2        # fewer steps than the cap: kept
     assert planned_epochs(LoopConfig(epochs=200, max_steps=3000), 547) == 6  # SCAN on MNIST's 70,000 images
