@@ -19,7 +19,7 @@ from ..clustering import kmeans
 from ..errors import StageError
 from ..metrics import clustering_scores, format_values, rounded_scores
 from ..train import RunLog, encode_all, train
-from ..train.loop import total_epochs
+from ..train.loop import probe_interval, total_epochs
 from ..train.checkpoint import check_resume_identity
 from .autoencoder import loop_config
 from .losses import reconstruction_loss
@@ -63,7 +63,7 @@ def fit_clustering(model: nn.Module, images: Any, objective: Objective, hp: dict
         rec = reconstruction_loss(recon_loss)
         cfg = loop_config(hp, seed, progress)
         epochs = total_epochs(cfg, len(codes0))  # max_steps may lower hp["epochs"]: probe over what will run
-        probe_every = max(1, epochs // 10)
+        probe_every = probe_interval(epochs)
 
         def on_epoch_end(epoch: int) -> dict[str, Any] | None:
             if labels is None or (epoch % probe_every and epoch != epochs):

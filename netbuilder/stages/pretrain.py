@@ -11,7 +11,7 @@ from ..fileio import remove, write_npy
 from ..metrics import clustering_scores, format_values
 from ..settings import PRETRAIN
 from ..train import RunLog, encode_all, seed_everything
-from ..train.loop import total_epochs
+from ..train.loop import probe_interval, total_epochs
 from .context import StageContext, prepare
 from .evaluate import kmeans_probe
 from .lock import stage_lock
@@ -19,11 +19,6 @@ from .persist import save_weights, write_manifest
 from .workspace import MANIFEST
 
 STAGE = "pretrain"
-
-
-def eval_interval(epochs: int, every: int | None) -> int:
-    """Evaluate about ten times per run unless told otherwise."""
-    return every if every else max(1, epochs // 10)
 
 
 def run_pretrain(ctx: StageContext, *, seed: int = 0, progress: bool | None = None, resume: bool = False,
@@ -51,7 +46,7 @@ def _run_pretrain(ctx: StageContext, *, seed: int, progress: bool | None, resume
     k = ctx.n_clusters if labels is not None or (ctx.spec.get("clustering") or {}).get("n_clusters") else None
     probe = kmeans_probe(model, ctx.dataset.images, labels, k, ctx.device, seed=seed) if (labels is not None and k) else None
     epochs = total_epochs(loop_config(hp, seed, progress), len(ctx.dataset))  # min_steps may raise hp["epochs"]
-    every = eval_interval(epochs, eval_every)
+    every = probe_interval(epochs, eval_every)
 
     def on_epoch_end(epoch: int) -> dict[str, Any] | None:
         if probe is not None and (epoch % every == 0 or epoch == epochs):

@@ -157,6 +157,12 @@ def total_epochs(cfg: LoopConfig, n: int) -> int:
     return planned_epochs(cfg, epoch_steps(n, cfg.batch_size, cfg.drop_last))
 
 
+def probe_interval(epochs: int, every: int | None = None) -> int:
+    """Epochs between the ACC probes of a run of ``epochs`` (those it actually trains): ``every``, else about ten
+    probes per run."""
+    return every if every else max(1, epochs // 10)
+
+
 def train(model: nn.Module, images: np.ndarray | torch.Tensor, loss_fn: LossFn, cfg: LoopConfig, *,
           device: torch.device, params: Iterable[nn.Parameter] | None = None, log: RunLog | None = None,
           before_step: StepHook | None = None, on_epoch_end: EpochHook | None = None,
