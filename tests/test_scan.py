@@ -113,3 +113,42 @@ def test_scan_brings_its_own_loop_defaults_and_leaves_the_others_alone():
     assert scan["max_steps"] == 3000 and kld["max_steps"] == 0
     assert hp["max_steps"] == 0
     assert cluster_settings("scan").resolve({"loss": "scan", "epochs": 7, "max_steps": 50})["max_steps"] == 50
+
+
+def test_self_labelling_follows_scan_only_on_large_enough_data():
+    hp = cluster_settings("scan").resolve({"loss": "scan"})
+    assert (hp["self_label_epochs"], hp["self_label_min_size"]) == (9, 500)
+    obj = NeighbourConsistency(hp, 4)
+    assert obj.follow_up(1999) is None                 # below 500 per cluster: SCAN alone
+    then, then_hp = obj.follow_up(2000)
+    assert then.name == "selflabel" and then.k == 4
+    assert (then_hp["epochs"], then_hp["lr"], then_hp["batch_size"], then_hp["augment"],
+            then_hp["relabel_every"], then_hp["manifold"]) == (9, 1e-4, 256, True, 3, "none")
+    assert NeighbourConsistency({**hp, "self_label_epochs": 0}, 4).follow_up(10**6) is None
+
+
+def test_self_labelling_starts_from_scans_clusters_and_joins_the_histories(monkeypatch):
+    from netbuilder.core.objectives.selflabel import SelfLabelling
+
+    starts = []
+    real_start = SelfLabelling.start
+    monkeypatch.setattr(SelfLabelling, "start", lambda self, model, images, codes, init_pred, centres, seed:
+                        starts.append(init_pred.copy()) or real_start(self, model, images, codes, init_pred,
+                                                                      centres, seed))
+    x, y = _blobs()                                    # 60 images per cluster
+    scan_only = _fit(x)
+    est = _fit(x, self_label_min_size=50, self_label_epochs=4)
+    assert len(starts) == 1 and np.array_equal(starts[0], scan_only.labels_)   # SCAN's clusters, not k-means
+    scan_epochs = [r for r in est.history_ if "consistency" in r]
+    ce_epochs = [r for r in est.history_ if "ce" in r]
+    assert len(scan_epochs) == 40 and len(ce_epochs) == 4
+    assert ce_epochs[-1]["ce"] < ce_epochs[0]["ce"]    # the classifier learns SCAN's labels
+    assert cluster_acc(y, est.labels_) > 0.95
+
+
+def test_scan_without_its_follow_up_is_unchanged_on_small_data():
+    x, _ = _blobs(30)                                   # 30 per cluster: below the default size rule
+    a, b = _fit(x, epochs=3), _fit(x, epochs=3, self_label_epochs=0)
+    assert np.array_equal(a.labels_, b.labels_)
+    for pa, pb in zip(a.model_.parameters(), b.model_.parameters()):
+        assert torch.equal(pa, pb)

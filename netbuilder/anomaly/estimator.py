@@ -90,7 +90,7 @@ class AutoencoderAnomalyDetector(BaseEstimator):
         See :mod:`netbuilder.core.scores`. ``cosine`` needs an arch with an l2-normalised latent; ``knn`` compares
         images with the training images directly, and the autoencoder is not trained (``history_`` is empty).
     epochs, batch_size, lr, optimizer, schedule, augment, recon_loss, amp, momentum, weight_decay, drop_last,
-    min_steps :
+    min_steps, max_steps :
         training settings (see :data:`netbuilder.settings.PRETRAIN`) (``None``: the
         arch's ``training`` section, then the ``pretrain`` defaults). ``recon_loss`` (``mse``/``bce``) is the
         training loss only; the ``recon`` score is always the per-image mean squared error.
@@ -124,7 +124,7 @@ class AutoencoderAnomalyDetector(BaseEstimator):
                  lr: float | None = None, optimizer: str | None = None, schedule: str | None = None,
                  augment: bool | None = None, recon_loss: str | None = None, amp: bool | None = None,
                  momentum: float | None = None, weight_decay: float | None = None, drop_last: bool | None = None,
-                 min_steps: int | None = None, contamination: float = 0.1,
+                 min_steps: int | None = None, max_steps: int | None = None, contamination: float = 0.1,
                  threshold: str | float = "contamination", n_clusters: int | None = None,
                  cluster_epochs: int | None = None, seed: int = 0, device: str = "auto",
                  progress: bool | None = False, verbose: bool = False, log_stem: str | None = None) -> None:
@@ -143,6 +143,7 @@ class AutoencoderAnomalyDetector(BaseEstimator):
         self.weight_decay = weight_decay
         self.drop_last = drop_last
         self.min_steps = min_steps
+        self.max_steps = max_steps
         self.contamination = contamination
         self.threshold = threshold
         self.n_clusters = n_clusters

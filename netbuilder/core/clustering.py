@@ -7,7 +7,7 @@ assignments, centroids and codes. It touches no files except the optional checkp
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,16 +46,23 @@ def fit_clustering(model: nn.Module, images: Any, objective: Objective, hp: dict
                    device: torch.device, recon_loss: str = "mse", labels: np.ndarray | None = None,
                    progress: bool | None = None, log: RunLog | None = None, desc: str = "cluster",
                    checkpoint: str | Path | None = None, resume: bool = False,
-                   identity: dict[str, Any] | None = None) -> ClusteringResult:
+                   identity: dict[str, Any] | None = None,
+                   init: tuple[np.ndarray, np.ndarray] | None = None) -> ClusteringResult:
     """Cluster ``images`` with ``objective`` on top of the pretrained ``model`` (trained in place).
 
     ``hp`` are resolved clustering settings. ``labels``, when given, only feed the ACC/NMI lines of the log.
+    ``init`` (assignments, centres) replaces the k-means initialisation of the codes. When the objective names a
+    ``follow_up``, that objective runs next from this one's clusters (without a checkpoint of its own: a resumed
+    run repeats it), and the result is the last one's, with the histories joined.
     """
     log = log or RunLog(None)
     t0 = time.perf_counter()
     codes0 = encode_all(model, images, device)
-    init_pred, centres = kmeans(codes0, objective.k, n_init=int(hp["n_init"]), seed=seed)
-    log.info("k-means init: " + format_values(clustering_scores(labels, init_pred)))
+    if init is None:
+        init_pred, centres = kmeans(codes0, objective.k, n_init=int(hp["n_init"]), seed=seed)
+        log.info("k-means init: " + format_values(clustering_scores(labels, init_pred)))
+    else:
+        init_pred, centres = init
     objective.start(model, images, codes0, init_pred, centres, seed)
     history: list[dict[str, Any]] = []
     steps = 0
@@ -85,12 +92,23 @@ def fit_clustering(model: nn.Module, images: Any, objective: Objective, hp: dict
                     before_step=objective.before_step, on_epoch_end=on_epoch_end, checkpoint=checkpoint,
                     resume=resume, extra_state=extra_state, load_extra_state=load_extra_state)
         history, steps = res.history, res.steps
-    seconds = time.perf_counter() - t0
     codes = encode_all(model, images, device)
     pred, q = objective.predict(model, images, codes)
-    return ClusteringResult(pred=pred, q=q, centroids=np.asarray(objective.centroids()), codes=codes,
-                            init_pred=init_pred, init_centres=centres, history=history, steps=steps,
-                            seconds=seconds, report=objective.report(labels))
+    res = ClusteringResult(pred=pred, q=q, centroids=np.asarray(objective.centroids()), codes=codes,
+                           init_pred=init_pred, init_centres=centres, history=history, steps=steps,
+                           seconds=time.perf_counter() - t0, report=objective.report(labels))
+    follow = objective.follow_up(len(codes))
+    if follow is None:
+        return res
+    then, then_hp = follow
+    log.info(f"{desc} before {then.name}: " + format_values(clustering_scores(labels, pred)))
+    last = fit_clustering(model, images, then, then_hp, seed=seed, device=device, recon_loss=recon_loss,
+                          labels=labels, progress=progress, log=log, desc=f"{desc} {then.name}",
+                          init=(pred, res.centroids))
+    report = {**res.report, then.name: {**last.report, "hyperparameters": then_hp,
+                                        "from": rounded_scores(labels, pred) if labels is not None else None}}
+    return replace(last, init_pred=init_pred, init_centres=centres, history=history + last.history,
+                   steps=steps + last.steps, seconds=time.perf_counter() - t0, report=report)
 
 
 def _check_init(saved: torch.Tensor | None, centres: np.ndarray, checkpoint: Any) -> None:

@@ -34,7 +34,8 @@ class Objective:
 
     The life cycle, driven by :func:`netbuilder.core.clustering.fit_clustering`: ``start`` with the k-means
     initialisation of the pretrained codes; then, if ``trains``, the training loop calls ``before_step`` and
-    ``loss`` for every batch (with ``parameters()`` optimised besides the model's); finally ``predict``.
+    ``loss`` for every batch (with ``parameters()`` optimised besides the model's); finally ``predict``. If
+    ``follow_up`` names another objective, it runs next, started from these predictions.
     """
 
     name: ClassVar[str] = ""
@@ -88,6 +89,11 @@ class Objective:
         codes = encode_all(model, images, self.device) if codes is None else codes
         centres = self.centroids()
         return nearest(codes, centres), soft_assign(codes, centres, self.alpha)
+
+    def follow_up(self, n_samples: int) -> tuple["Objective", dict[str, Any]] | None:
+        """An objective (and its resolved settings) to run after this one on ``n_samples`` samples, starting from
+        this one's clusters instead of k-means; None by default."""
+        return None
 
     def report(self, labels: np.ndarray | None) -> dict[str, Any]:
         """What the stage's manifest records about the fitted objective (under ``objective``), after the final

@@ -7,6 +7,12 @@ loop's random shifts and rotations (``augment``), so the heads learn what a clas
 pixels two neighbours share. Several heads are trained on the same encoder at once; the one with the lowest loss
 over the last epoch gives the clusters (label-free, as in SCAN).
 
+On large data (at least ``self_label_min_size`` samples per cluster on average) SCAN's clusters then become the
+labels of a self-labelling run (:mod:`.selflabel`, SCAN's own last step) for ``self_label_epochs`` epochs at a tenth
+of the learning rate. Measured (README): MNIST, seed 0, 0.9756 → 0.9827 ACC; MNIST's 10,000 test images (1,000
+per cluster) 0.9664 → 0.9735; on DIGITS' 180 images per cluster it lowered ACC from 0.957 to 0.90–0.95 whatever
+its length or learning rate, hence the size rule.
+
 Why it helps where UMAP + k-means on the same neighbours does not (measured on DIGITS, seed 0: pixel neighbours
 are 96.5 % same-class at 10 neighbours, yet UMAP + k-means of the pixels gives ACC 0.88, merging ones and eights;
 the auto arch's 10-dim codes are only 90 % same-class): the heads see the images themselves, shifted and rotated,
@@ -51,6 +57,12 @@ def scan_loss(p: torch.Tensor, p_neighbour: torch.Tensor) -> tuple[torch.Tensor,
     return consistency, (mean * torch.log(mean.clamp_min(1e-7))).sum()
 
 
+# The self-labelling after SCAN: selflabel's rounds (3 of 3 epochs on MNIST) at a tenth of SCAN's learning rate,
+# with the same shifts and rotations. Measured on MNIST's 10,000 test images: lr 1e-4 0.9735, 1e-3 0.9721.
+SELF_LABEL_LOOP: dict[str, Any] = {"batch_size": 256, "lr": 1e-4, "augment": True, "relabel_every": 3,
+                                   "max_steps": 0}
+
+
 @register_objective
 class NeighbourConsistency(HeadPredictions, Objective):
     """SCAN's clustering step on the pretrained encoder (see the module docstring)."""
@@ -64,6 +76,10 @@ class NeighbourConsistency(HeadPredictions, Objective):
         Setting("neighbor_space", "input", "Where the neighbours are mined: the raw input (pixels / standardised "
                 "windows) or the pretrained codes (scan).", str, choices=("input", "codes")),
         Setting("entropy_weight", 2.0, "Weight of the equal-cluster-use term (scan).", float, minimum=0),
+        Setting("self_label_epochs", 9, "Epochs of self-labelling after SCAN, started from its clusters and "
+                "relabelled every 3 (scan; 0: off).", int, minimum=0),
+        Setting("self_label_min_size", 500, "Self-label after SCAN only when the data has at least this many "
+                "samples per cluster on average: on small data it lowers accuracy (scan).", int, minimum=1),
         Setting("heads", 10, "Cluster heads trained together; the lowest-loss one gives the clusters (scan).", int,
                 minimum=1),
         TEMPERATURE,
@@ -119,6 +135,18 @@ class NeighbourConsistency(HeadPredictions, Objective):
         n = len(self.heads)
         loss = (cons_sum + float(self.hp["entropy_weight"]) * ent_sum) / n
         return {"loss": loss, "consistency": cons_sum / n, "entropy": ent_sum / n}
+
+    def follow_up(self, n_samples: int) -> tuple[Objective, dict[str, Any]] | None:
+        """Self-labelling from SCAN's clusters, on large enough data (see the module docstring)."""
+        epochs = int(self.hp["self_label_epochs"])
+        if epochs <= 0 or n_samples < int(self.hp["self_label_min_size"]) * self.k:
+            return None
+        from . import cluster_settings, objective_class
+
+        hp = cluster_settings("selflabel").resolve({**SELF_LABEL_LOOP, "loss": "selflabel", "epochs": epochs,
+                                                    "temperature": self.hp["temperature"]})
+        self.say(f"scan: self-labelling for {epochs} epochs from its clusters")
+        return objective_class("selflabel")(hp, self.k, alpha=self.alpha, device=self.device, log=self.say), hp
 
     def best_head(self) -> int:
         """The head with the lowest loss over the last epoch (head 0 before any training)."""
