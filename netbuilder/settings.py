@@ -206,7 +206,7 @@ MIN_STEPS = Setting("min_steps", 0, "At least this many optimisation steps: on d
 # A training budget in steps from above: the epochs of large datasets are lowered until they give about this many
 # steps. The clustering objectives whose schedule is set in steps take it (SCAN's 3,000 steps are 200 epochs of
 # DIGITS' 1,797 images but 6 of MNIST's 70,000), and so does the pretraining (the auto rule's, which only
-# initialises SCAN: 8 epochs of MNIST instead of 20).
+# initialises SCAN: 4 epochs of MNIST instead of 20).
 MAX_STEPS = Setting("max_steps", 0, "At most about this many optimisation steps: on data large enough for the "
                     "epochs to give more, the epochs are lowered to the fewest that give them (0: off; a given "
                     "--epochs turns it off).", int, minimum=0, yields_to="epochs")

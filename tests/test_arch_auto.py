@@ -56,10 +56,10 @@ def test_code_size_and_the_rest_of_the_spec() -> None:
     assert spec["latent"] == {"l2_normalize": True} and spec["output_activation"] == "linear"
     dcec_l2 = load_arch_file(ROOT / "netbuilder" / "archs" / "mnist.json")[0]
     assert spec["training"] == TRAINING
-    # dcec-l2's pretraining, at least 1,000 steps on small data (min_steps) and, for images, at most about 2,000
+    # dcec-l2's pretraining, at least 1,000 steps on small data (min_steps) and, for images, at most about 1,000
     # on large data (max_steps: it only initialises SCAN); images are clustered by SCAN with its own loop
     # defaults, vectors (no shifts or rotations) by UMAP + k-means on codes pretrained for the full 20 epochs
-    assert {**dcec_l2["training"], "cluster": {"loss": "scan"}, "min_steps": 1000, "max_steps": 2000} == TRAINING
+    assert {**dcec_l2["training"], "cluster": {"loss": "scan"}, "min_steps": 1000, "max_steps": 1000} == TRAINING
     assert auto_spec((784,))["training"]["cluster"] == {"loss": "none", "manifold": "umap"}
     assert "max_steps" not in auto_spec((784,))["training"] and "max_steps" not in auto_spec((1, 4, 4))["training"]
     assert auto_spec((1, 4, 4))["training"]["cluster"] == {"loss": "none", "manifold": "umap"}

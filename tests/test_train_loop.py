@@ -72,8 +72,8 @@ def test_min_steps_raises_the_epochs_of_small_data_only(device):
     assert PRETRAIN.resolve({"epochs": 5}, section)["min_steps"] == 0
     assert PRETRAIN.resolve({"epochs": 5, "min_steps": 7}, section)["min_steps"] == 7
     # the pretraining takes max_steps too (the auto rule's images), and a given epoch count lifts it the same way
-    assert PRETRAIN.resolve({}, {**section, "max_steps": 2000})["max_steps"] == 2000
-    assert PRETRAIN.resolve({"epochs": 5}, {**section, "max_steps": 2000})["max_steps"] == 0
+    assert PRETRAIN.resolve({}, {**section, "max_steps": 1000})["max_steps"] == 1000
+    assert PRETRAIN.resolve({"epochs": 5}, {**section, "max_steps": 1000})["max_steps"] == 0
 
 
 def test_max_steps_lowers_the_epochs_of_large_data_only(device):
@@ -85,10 +85,11 @@ def test_max_steps_lowers_the_epochs_of_large_data_only(device):
     assert planned_epochs(LoopConfig(epochs=200, max_steps=3000), 547) == 6  # SCAN on MNIST's 70,000 images
     assert planned_epochs(LoopConfig(epochs=200, max_steps=3000), 15) == 200  # ... and on DIGITS' 1,797
     assert planned_epochs(LoopConfig(epochs=200, max_steps=0), 547) == 200   # 0: off
-    # the auto rule's pretraining of images: 20 epochs within 1,000-2,000 steps
-    auto = dict(epochs=20, min_steps=1000, max_steps=2000)
-    assert planned_epochs(LoopConfig(**auto), 274) == 8                       # MNIST, batch 256
-    assert planned_epochs(LoopConfig(**auto), 8) == 125                       # DIGITS: min_steps still wins
+    # the auto rule's pretraining of images: about 1,000 steps whatever the data's size
+    auto = dict(epochs=20, min_steps=1000, max_steps=1000)
+    assert planned_epochs(LoopConfig(**auto), 274) == 4                       # MNIST, batch 256: 1,096 steps
+    assert planned_epochs(LoopConfig(**auto), 8) == 125                       # DIGITS: 1,000 steps, as before
+    assert planned_epochs(LoopConfig(**auto), 6) == 167                       # COIL-20 at 32 px: 1,002, as before
 
 
 def test_loss_goes_down_and_history_is_logged(tmp_path, device):
