@@ -31,7 +31,7 @@ def main() -> None:
                 nmi.append(r["nmi"])
     fig = Figure(figsize=(7, 4), dpi=120)
     ax = fig.add_subplot()
-    ax.plot(xs, acc, "o-", label="ACC (k-means on codes)")
+    ax.plot(xs, acc, "o-", label="ACC (the stage's clusters: k-means on codes while pretraining)")
     ax.plot(xs, nmi, "s-", label="NMI")
     ax.set_xlabel("training wall time (minutes)")
     ax.set_ylim(0, 1)

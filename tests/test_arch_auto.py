@@ -54,7 +54,7 @@ def test_code_size_and_the_rest_of_the_spec() -> None:
     spec = auto_spec((3, 64, 64), 25)
     assert spec["encoder"][-1]["units"] == 25 and spec["clustering"]["n_clusters"] == 25
     assert spec["latent"] == {"l2_normalize": True} and spec["output_activation"] == "linear"
-    dcec_l2 = load_arch_file(ROOT / "netbuilder" / "archs" / "mnist.json")[0]
+    dcec_l2 = next(s for s in load_arch_file(ROOT / "netbuilder" / "archs" / "mnist.json") if s["name"] == "dcec-l2")
     assert spec["training"] == TRAINING
     # dcec-l2's pretraining, at least 1,000 steps on small data (min_steps) and, for images, at most about 1,000
     # on large data (max_steps: it only initialises SCAN); images are clustered by SCAN with its own loop
@@ -68,12 +68,15 @@ def test_code_size_and_the_rest_of_the_spec() -> None:
     assert auto_arch((3, 64, 64), 4) == auto_arch([3, 64, 64], 4)  # depends on the shape and k only
 
 
-def test_the_digits_default_is_the_auto_recipe() -> None:
-    # issue 17's "one recipe": DIGITS' shipped default is what -a auto derives for 1x8x8 images and 10 clusters,
-    # with the thread count pinned (float sums depend on it) and its own name and description
-    shipped = load_arch_file(ROOT / "netbuilder" / "archs" / "digits.json")[0]
-    derived = auto_spec((1, 8, 8), 10)
-    assert shipped["name"] == "digits-scan" and shipped["training"].pop("threads") == 1
+@pytest.mark.parametrize("file,name,shape,threads", [("digits.json", "digits-scan", (1, 8, 8), 1),
+                                                      ("mnist.json", "mnist-scan", (1, 28, 28), None)])
+def test_the_shipped_default_is_the_auto_recipe(file: str, name: str, shape: tuple[int, ...],
+                                                threads: int | None) -> None:
+    # issue 17's "one recipe": DIGITS' and MNIST's shipped defaults are what -a auto derives for their images and
+    # 10 clusters, with their own names and descriptions (DIGITS pins the thread count: its float sums depend on it)
+    shipped = load_arch_file(ROOT / "netbuilder" / "archs" / file)[0]
+    derived = auto_spec(shape, 10)
+    assert shipped["name"] == name and shipped["training"].pop("threads", None) == threads
     for key in ("name", "description"):
         shipped.pop(key), derived.pop(key)
     assert shipped == derived

@@ -57,7 +57,7 @@ def test_show_legacy_matches_new_format() -> None:
 
 
 def test_show_json_writes_out_the_mirror() -> None:
-    result = _run("arch", "show", MNIST, "-a", "0", "--json")
+    result = _run("arch", "show", MNIST, "-a", "5", "--json")
     spec = json.loads(result.stdout)
     assert spec["name"] == "dcec-l2"
     assert [l["type"] for l in spec["decoder"]] == ["dense", "reshape", "conv_transpose", "conv_transpose",
@@ -68,11 +68,12 @@ def test_show_json_writes_out_the_mirror() -> None:
 def test_validate(tmp_path: Path) -> None:
     result = _run("arch", "validate", MNIST)
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines() == ["ok   0 dcec-l2 (code 10, 276.0K params)",
+    assert result.stdout.splitlines() == ["ok   0 mnist-scan (code 10, 294.8K params)",
                                           "ok   1 original-c5 (code 120, 320.2K params)",
                                           "ok   2 dcec (code 10, 276.0K params)",
                                           "ok   3 dec-dense (code 10, 3.3M params)",
-                                          "ok   4 dcec-l2-bce (code 10, 276.0K params)"]
+                                          "ok   4 dcec-l2-bce (code 10, 276.0K params)",
+                                          "ok   5 dcec-l2 (code 10, 276.0K params)"]
     archs = json.loads(Path(LEGACY).read_text())
     archs[1]["layers"][5]["filter_size"] = [9, 9]
     bad = tmp_path / "bad.json"

@@ -21,7 +21,8 @@ ORIGINAL_ENCODER_SHAPES = [(50, 24, 24), (50, 12, 12), (50, 8, 8), (50, 4, 4), (
 
 def test_shipped_files_exist_with_expected_names() -> None:
     names = {f.name: [s["name"] for s in load_arch_file(f)] for f in ARCH_FILES}
-    assert names["mnist.json"] == ["dcec-l2", "original-c5", "dcec", "dec-dense", "dcec-l2-bce"]
+    # arch 0 is the default; original-c5 stays at index 1 (the predecessor's `-a 1`)
+    assert names["mnist.json"] == ["mnist-scan", "original-c5", "dcec", "dec-dense", "dcec-l2-bce", "dcec-l2"]
     assert names["coil20.json"] == ["coil-conv-l2", "coil-conv"]
     assert names["digits.json"] == ["digits-scan", "digits-dense", "digits-dense-l2", "digits-conv"]
 
@@ -53,22 +54,23 @@ def test_shipped_arch_forward(path: Path, index: int) -> None:
 def test_mnist_code_sizes_and_training_sections() -> None:
     specs = load_arch_file(ARCHS / "mnist.json")
     dims = [build_autoencoder(s).code_dim for s in specs]
-    assert dims == [10, 120, 10, 10, 10]
-    # The README's MNIST recipe (seed 0: ACC 0.9834 / NMI 0.9544) is these settings; dcec-l2-bce is an older one.
-    assert specs[0]["training"] == {"batch_size": 256, "epochs": 20, "lr": 0.001, "optimizer": "adam",
+    assert dims == [10, 120, 10, 10, 10, 10]
+    by_name = {s["name"]: s for s in specs}
+    # MNIST's recipe until the 19th stop (seed 0: ACC 0.9834 / NMI 0.9544) is these settings; dcec-l2-bce is older
+    assert by_name["dcec-l2"]["training"] == {"batch_size": 256, "epochs": 20, "lr": 0.001, "optimizer": "adam",
                                     "schedule": "none", "recon_loss": "mse",
                                     "cluster": {"loss": "selflabel", "manifold": "umap", "epochs": 9, "lr": 0.001,
                                                 "augment": True, "relabel_every": 3}}
-    assert specs[0]["output_activation"] == "linear"
+    assert by_name["dcec-l2"]["output_activation"] == "linear"
     assert specs[4]["name"] == "dcec-l2-bce" and specs[4]["training"]["recon_loss"] == "bce"
-    assert specs[4]["encoder"] == specs[0]["encoder"]
+    assert specs[4]["encoder"] == by_name["dcec-l2"]["encoder"]
     assert specs[1]["training"]["batch_size"] == 100
     assert all(s["clustering"] == {"n_clusters": 10, "alpha": 1.0} for s in specs)
     assert load_arch_file(ARCHS / "coil20.json")[0]["clustering"]["n_clusters"] == 20
 
 
 def test_dcec_stack_mirrors_28_14_7_3_back_to_28() -> None:
-    model = build_autoencoder(load_arch_file(ARCHS / "mnist.json")[0])
+    model = build_autoencoder(load_arch_file(ARCHS / "mnist.json")[5])  # dcec-l2 ("valid" padding)
     rows = model.summary()
     enc = [r["output_shape"] for r in rows if r["part"] == "encoder"]
     dec = [r["output_shape"] for r in rows if r["part"] == "decoder"]
@@ -205,10 +207,10 @@ def test_select_arch() -> None:
     assert select_arch(specs, 1)[0] == 1
     assert select_arch(specs, "3")[1]["name"] == "dec-dense"
     assert select_arch(specs, "dcec")[0] == 2
-    assert select_arch(specs, "DCEC-L2")[0] == 0
+    assert select_arch(specs, "DCEC-L2")[0] == 5
     with pytest.raises(ArchError) as err:
         select_arch(specs, "dcec-l3", source="archs/mnist.json")
     assert str(err.value) == ("archs/mnist.json: no arch named 'dcec-l3'; did you mean 'dcec-l2'? (available: "
-                              "0 dcec-l2, 1 original-c5, 2 dcec, 3 dec-dense, 4 dcec-l2-bce)")
-    with pytest.raises(ArchError, match="arch index 5 is out of range, expected 0 to 4"):
-        select_arch(specs, 5)
+                              "0 mnist-scan, 1 original-c5, 2 dcec, 3 dec-dense, 4 dcec-l2-bce, 5 dcec-l2)")
+    with pytest.raises(ArchError, match="arch index 6 is out of range, expected 0 to 5"):
+        select_arch(specs, 6)
