@@ -14,8 +14,8 @@ The rule (also in ``netbuilder/archs/README.md``):
   lr 1e-3, batch 256, 20 epochs), with at least 1,000 optimisation steps: smaller datasets train more epochs
   (``min_steps``); images train at most about 1,000 (``max_steps``: larger datasets train fewer epochs).
 - clustering: images by neighbour consistency (SCAN: cluster heads on the encoder that give each image and one of
-  its 5 nearest neighbours in pixel space the same cluster, both randomly shifted and rotated; about 3,000 steps,
-  the last 40 % of them self-labelling when there are at least 500 images per cluster);
+  its 5 nearest neighbours in pixel space the same cluster, both randomly shifted and rotated; about 3,000 steps),
+  then, on data of at least 500 images per cluster, 9 epochs of self-labelling from SCAN's clusters;
   vectors, which have no shifts or rotations to learn from, by k-means on a UMAP embedding of the codes (N2D).
 """
 from __future__ import annotations
