@@ -117,14 +117,22 @@ def test_scan_brings_its_own_loop_defaults_and_leaves_the_others_alone():
 
 def test_self_labelling_follows_scan_only_on_large_enough_data():
     hp = cluster_settings("scan").resolve({"loss": "scan"})
-    assert (hp["self_label_epochs"], hp["self_label_min_size"]) == (9, 500)
+    assert (hp["self_label_epochs"], hp["self_label_min_size"], hp["self_label_min_side"]) == (9, 500, 28)
     obj = NeighbourConsistency(hp, 4)
+    obj.source = torch.zeros((1, 1, 28, 28), dtype=torch.uint8)   # what start() keeps: MNIST-sized images
     assert obj.follow_up(1999) is None                 # below 500 per cluster: SCAN alone
+    obj.source = torch.zeros((1, 1, 16, 28), dtype=torch.uint8)
+    assert obj.follow_up(2000) is None                 # shorter side below 28 px: SCAN alone
+    obj.source = torch.zeros((1, 3, 64), dtype=torch.float32)
+    assert obj.follow_up(2000) is None                 # signals: SCAN alone
+    obj.source = torch.zeros((1, 3, 28, 32), dtype=torch.uint8)
     then, then_hp = obj.follow_up(2000)
     assert then.name == "selflabel" and then.k == 4
     assert (then_hp["epochs"], then_hp["lr"], then_hp["batch_size"], then_hp["augment"],
             then_hp["relabel_every"], then_hp["manifold"]) == (9, 1e-4, 256, True, 3, "none")
-    assert NeighbourConsistency({**hp, "self_label_epochs": 0}, 4).follow_up(10**6) is None
+    off = NeighbourConsistency({**hp, "self_label_epochs": 0}, 4)
+    off.source = obj.source
+    assert off.follow_up(10**6) is None
 
 
 def test_self_labelling_starts_from_scans_clusters_and_joins_the_histories(monkeypatch):
@@ -137,7 +145,7 @@ def test_self_labelling_starts_from_scans_clusters_and_joins_the_histories(monke
                                                                       centres, seed))
     x, y = _blobs()                                    # 60 images per cluster
     scan_only = _fit(x)
-    est = _fit(x, self_label_min_size=50, self_label_epochs=4)
+    est = _fit(x, self_label_min_size=50, self_label_min_side=8, self_label_epochs=4)
     assert len(starts) == 1 and np.array_equal(starts[0], scan_only.labels_)   # SCAN's clusters, not k-means
     scan_epochs = [r for r in est.history_ if "consistency" in r]
     ce_epochs = [r for r in est.history_ if "ce" in r]
@@ -147,7 +155,7 @@ def test_self_labelling_starts_from_scans_clusters_and_joins_the_histories(monke
 
 
 def test_scan_without_its_follow_up_is_unchanged_on_small_data():
-    x, _ = _blobs(30)                                   # 30 per cluster: below the default size rule
+    x, _ = _blobs(30)                                   # 30 per cluster of 8 px images: below both rules
     a, b = _fit(x, epochs=3), _fit(x, epochs=3, self_label_epochs=0)
     assert np.array_equal(a.labels_, b.labels_)
     for pa, pb in zip(a.model_.parameters(), b.model_.parameters()):

@@ -15,7 +15,8 @@ The rule (also in ``netbuilder/archs/README.md``):
   (``min_steps``); images train at most about 1,000 (``max_steps``: larger datasets train fewer epochs).
 - clustering: images by neighbour consistency (SCAN: cluster heads on the encoder that give each image and one of
   its 5 nearest neighbours in pixel space the same cluster, both randomly shifted and rotated; about 3,000 steps),
-  then, on data of at least 500 images per cluster, 9 epochs of self-labelling from SCAN's clusters;
+  then, on at least 500 images per cluster of at least 28 px on their shorter side, 9 epochs of self-labelling
+  from SCAN's clusters;
   vectors, which have no shifts or rotations to learn from, by k-means on a UMAP embedding of the codes (N2D).
 """
 from __future__ import annotations
@@ -131,7 +132,7 @@ def auto_arch(input_shape: Iterable[int], n_clusters: int | None = None) -> dict
         encoder, defaults = _encoder(shape, code)
         images = encoder[0]["type"] == "conv"
         clustered = ("neighbour consistency (SCAN) on pixel neighbours, with shifted and rotated images, then "
-                     "self-labelling on data of at least 500 images per cluster" if images
+                     "self-labelling on at least 500 images per cluster of at least 28 px" if images
                      else "k-means on a UMAP embedding of the codes")
         where = "x".join(str(s) for s in shape)
         spec = {

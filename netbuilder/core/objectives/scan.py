@@ -7,11 +7,13 @@ loop's random shifts and rotations (``augment``), so the heads learn what a clas
 pixels two neighbours share. Several heads are trained on the same encoder at once; the one with the lowest loss
 over the last epoch gives the clusters (label-free, as in SCAN).
 
-On large data (at least ``self_label_min_size`` samples per cluster on average) SCAN's clusters then become the
-labels of a self-labelling run (:mod:`.selflabel`, SCAN's own last step) for ``self_label_epochs`` epochs at a tenth
-of the learning rate. Measured (README): MNIST, the auto recipe over 3 seeds, ACC 0.975 → 0.983; MNIST's 10,000
-test images (1,000 per cluster), seed 0, 0.9664 → 0.9735; on DIGITS' 180 images per cluster it lowered ACC from
-0.957 to 0.90–0.95 whatever its length or learning rate, hence the size rule.
+On many, large enough images (at least ``self_label_min_size`` per cluster on average, at least
+``self_label_min_side`` pixels on their shorter side) SCAN's clusters then become the labels of a self-labelling
+run (:mod:`.selflabel`, SCAN's own last step) for ``self_label_epochs`` epochs at a tenth of the learning rate.
+Measured (README): MNIST, the auto recipe over 3 seeds, ACC 0.975 → 0.983; MNIST's 10,000 test images (1,000 per
+cluster), seed 0, 0.9664 → 0.9735. It lowered ACC on DIGITS' 8 px images (180 per cluster: 0.957 → 0.90–0.95
+whatever its length or learning rate) and on MNIST downsampled to 16 px (7,000 per cluster: 0.9721 → 0.9639),
+hence both rules.
 
 Why it helps where UMAP + k-means on the same neighbours does not (measured on DIGITS, seed 0: pixel neighbours
 are 96.5 % same-class at 10 neighbours, yet UMAP + k-means of the pixels gives ACC 0.88, merging ones and eights;
@@ -80,6 +82,9 @@ class NeighbourConsistency(HeadPredictions, Objective):
                 "relabelled every 3 (scan; 0: off).", int, minimum=0),
         Setting("self_label_min_size", 500, "Self-label after SCAN only when the data has at least this many "
                 "samples per cluster on average: on small data it lowers accuracy (scan).", int, minimum=1),
+        Setting("self_label_min_side", 28, "Self-label after SCAN only on images at least this many pixels on "
+                "their shorter side (not signals): on 8 and 16 px digits it lowered accuracy (scan).", int,
+                minimum=1),
         Setting("heads", 10, "Cluster heads trained together; the lowest-loss one gives the clusters (scan).", int,
                 minimum=1),
         TEMPERATURE,
@@ -137,9 +142,10 @@ class NeighbourConsistency(HeadPredictions, Objective):
         return {"loss": loss, "consistency": cons_sum / n, "entropy": ent_sum / n}
 
     def follow_up(self, n_samples: int) -> tuple[Objective, dict[str, Any]] | None:
-        """Self-labelling from SCAN's clusters, on large enough data (see the module docstring)."""
+        """Self-labelling from SCAN's clusters, on enough images that are large enough (module docstring)."""
         epochs = int(self.hp["self_label_epochs"])
-        if epochs <= 0 or n_samples < int(self.hp["self_label_min_size"]) * self.k:
+        images = self.source.dim() == 4 and min(self.source.shape[2:]) >= int(self.hp["self_label_min_side"])
+        if epochs <= 0 or not images or n_samples < int(self.hp["self_label_min_size"]) * self.k:
             return None
         from . import cluster_settings, objective_class
 
