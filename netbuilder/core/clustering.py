@@ -48,12 +48,12 @@ def fit_clustering(model: nn.Module, images: Any, objective: Objective, hp: dict
                    checkpoint: str | Path | None = None, resume: bool = False,
                    identity: dict[str, Any] | None = None,
                    init: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
-                   probe_every: int | None = None) -> ClusteringResult:
+                   probes: int | None = None) -> ClusteringResult:
     """Cluster ``images`` with ``objective`` on top of the pretrained ``model`` (trained in place).
 
     ``hp`` are resolved clustering settings. ``labels``, when given, only feed the ACC/NMI lines of the log.
     ``init`` (assignments, centres, the model's current codes) replaces the k-means initialisation of the codes.
-    ``probe_every``: epochs between those ACC/NMI lines (default: about ten over the run). When the objective
+    ``probes``: about how many of those ACC/NMI lines over the run (default: about ten). When the objective
     names a ``follow_up``, that objective runs next from this one's clusters (without a checkpoint of its own: a
     resumed run repeats it; probed about three times), and the result is the last one's, with the histories joined.
     """
@@ -72,7 +72,7 @@ def fit_clustering(model: nn.Module, images: Any, objective: Objective, hp: dict
         rec = reconstruction_loss(recon_loss)
         cfg = loop_config(hp, seed, progress)
         epochs = total_epochs(cfg, len(codes0))  # max_steps may lower hp["epochs"]: probe over what will run
-        every = probe_interval(epochs, probe_every)
+        every = probe_interval(epochs) if probes is None else max(1, epochs // probes)
 
         def on_epoch_end(epoch: int) -> dict[str, Any] | None:
             if labels is None or (epoch % every and epoch != epochs):
@@ -105,10 +105,9 @@ def fit_clustering(model: nn.Module, images: Any, objective: Objective, hp: dict
     then, then_hp = follow
     log.info(f"{desc} before {then.name}: " + format_values(clustering_scores(labels, pred)))
     # Probed about three times: each probe encodes every sample (seconds on MNIST), and SCAN was probed already.
-    then_epochs = total_epochs(loop_config(then_hp, seed, progress), len(codes))
     last = fit_clustering(model, images, then, then_hp, seed=seed, device=device, recon_loss=recon_loss,
                           labels=labels, progress=progress, log=log, desc=f"{desc} {then.name}",
-                          init=(pred, res.centroids, codes), probe_every=max(1, then_epochs // 3))
+                          init=(pred, res.centroids, codes), probes=3)
     report = {**res.report, then.name: {**last.report, "hyperparameters": then_hp,
                                         "from": rounded_scores(labels, pred) if labels is not None else None}}
     return replace(last, init_pred=init_pred, init_centres=centres, history=history + last.history,
