@@ -144,3 +144,26 @@ def test_selflabel_corrects_a_minority_of_wrong_labels_and_relabels_on_schedule(
     # with its predictions then removes them. A classifier that memorised its labels would stay at 0.8.
     assert clustering_scores(truth, res.pred)["acc"] > 0.97
     assert sum("relabelled" in m for m in said) == 2  # after epochs 2 and 4 (6 epochs, every 2)
+
+
+def test_probes_score_a_fixed_subsample_and_leave_the_result_alone(pretrained, monkeypatch):
+    """The in-training ACC probes score PROBE_SAMPLES samples (not every one) and do not touch the training:
+    the final clusters are the same with and without labels to probe."""
+    import netbuilder.core.clustering as core_clustering
+
+    monkeypatch.setattr(core_clustering, "PROBE_SAMPLES", 300)
+    state, data = pretrained
+    seen, results = [], []
+    for labels in (data.labels, None):
+        model = build_model(SPEC, (1, 8, 8))
+        model.load_state_dict(state)
+        hp = cluster_settings("kmeans").resolve({"loss": "kmeans", "epochs": 2, "lr": 1e-3})
+        obj = objective_class("kmeans")(hp, 10, device="cpu")
+        predict = obj.predict
+        obj.predict = lambda m, images, codes=None: (seen.append(len(images)), predict(m, images, codes))[1]
+        results.append(fit_clustering(model, data.images, obj, hp, seed=0, device=torch.device("cpu"),
+                                      labels=labels))
+    probed, plain = results
+    assert seen[:2] == [300, 300]  # epochs 1 and 2 probed on the subsample, then the final pass on all 1,797
+    assert seen[2] == len(data) and "acc" in probed.history[-1] and "acc" not in plain.history[-1]
+    assert np.array_equal(probed.pred, plain.pred) and np.array_equal(probed.codes, plain.codes)

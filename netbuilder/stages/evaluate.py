@@ -7,8 +7,10 @@ import numpy as np
 import torch
 
 from ..clustering import kmeans
+from ..core.clustering import PROBE_SAMPLES
 from ..metrics import rounded_scores
 from ..train import encode_all
+from ..train.batches import subsample, take_rows
 
 
 def raw_name(is_signal: bool) -> str:
@@ -16,18 +18,11 @@ def raw_name(is_signal: bool) -> str:
     return "raw series" if is_signal else "image pixels"
 
 
-def subsample(n: int, limit: int, seed: int) -> np.ndarray:
-    """A fixed random subset of indices (all of them when n <= limit)."""
-    if n <= limit:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
-
-
 def kmeans_probe(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray | None, k: int,
-                 device: torch.device, *, seed: int = 0, limit: int = 10_000) -> Callable[[], dict[str, Any]]:
+                 device: torch.device, *, seed: int = 0, limit: int = PROBE_SAMPLES) -> Callable[[], dict[str, Any]]:
     """A callable that scores the current codes with k-means (n_init=3) on up to ``limit`` images."""
     idx = subsample(len(images), limit, seed)
-    sub = images[idx]
+    sub = take_rows(images, idx)
     sub_labels = labels[idx] if labels is not None else None
 
     def probe() -> dict[str, Any]:

@@ -20,11 +20,10 @@ from ..datasets.cli import dataset_options
 from ..errors import NetbuilderError, StageError
 from ..metrics import clustering_scores
 from ..train import reconstruct_all
-from ..train.batches import map_batches
+from ..train.batches import map_batches, subsample
 from ..train.runlog import read_jsonl
 from ..cli_options import COMMON_OPTIONS, apply_options, arch_key
 from .context import StageContext, prepare
-from .evaluate import subsample
 from .persist import load_array, load_into, load_weights
 
 METHODS = ("tsne", "pca")

@@ -70,6 +70,22 @@ def as_uint8_tensor(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(arr)
 
 
+def subsample(n: int, limit: int, seed: int) -> np.ndarray:
+    """A fixed random subset of ``limit`` sorted row indices out of ``n`` (all of them when n <= limit)."""
+    if n <= limit:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
+
+
+def take_rows(images: np.ndarray | torch.Tensor, idx: np.ndarray) -> np.ndarray | torch.Tensor:
+    """The rows ``idx`` of ``images`` in memory (``images`` itself when ``idx`` is every row in order)."""
+    if len(idx) == int(images.shape[0]) and np.array_equal(idx, np.arange(len(idx))):
+        return images
+    if isinstance(images, torch.Tensor):
+        return images[torch.from_numpy(np.asarray(idx, dtype=np.int64))]
+    return np.asarray(images[idx])
+
+
 def _row_bytes(images: np.ndarray | torch.Tensor) -> int:
     return max(1, int(np.prod(images.shape[1:])) * (images.element_size() if isinstance(images, torch.Tensor)
                                                     else images.dtype.itemsize))
