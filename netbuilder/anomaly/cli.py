@@ -34,7 +34,8 @@ _FRACTION = click.FloatRange(min=0, max=1, min_open=True, max_open=True)
 @click.option("--all-classes", is_flag=True, help="Run every class as --target; print a table (per class and mean).")
 @click.option("--score", type=click.Choice(SCORES), default=None,
               help="; ".join(f"{name}: {title}" for name, title in SCORE_TITLES.items())
-              + " (cosine needs an l2 arch; dcca trains a 2-cluster k-means-loss autoencoder; knn trains nothing)."
+              + " (cosine and clusters need an l2 arch; clusters trains the encoder to cluster, as the cluster stage's SCAN "
+              "does; dcca trains a 2-cluster k-means-loss autoencoder; knn trains nothing)."
               " [default: knn for one-class on images, else recon]")
 @click.option("--threshold", default="contamination", show_default=True,
               help="contamination (percentile of the training scores), f1 or accuracy (best on a labelled "
@@ -52,7 +53,8 @@ _FRACTION = click.FloatRange(min=0, max=1, min_open=True, max_open=True)
 @apply_options(RUN_OPTIONS)
 @apply_options(settings_options(PRETRAIN, exclude=NOT_FOR_DETECTOR))
 @click.option("--cluster-epochs", type=click.IntRange(min=1), default=None,
-              help="Epochs of the k-means-loss stage of --score dcca [default: the cluster stage's].")
+              help="Epochs of the clustering stage of --score dcca (k-means loss) or clusters (SCAN) [default: the "
+                   "cluster stage's].")
 @click.option("--far", type=_FRACTION, default=0.01, show_default=True,
               help="-d TEP --protocol one-class --all-classes (the fault-detection report): the false-alarm rate "
                    "the thresholds are set at, on held-out normal data.")
