@@ -120,6 +120,8 @@ def test_cosine_needs_an_l2_arch_and_f1_needs_validation():
     x = np.zeros((16, 1, 8, 8), np.uint8)
     with pytest.raises(NetbuilderError, match="l2 archs in .*digits.json: digits-scan, digits-dense-l2"):
         AutoencoderAnomalyDetector("digits-conv", "DIGITS", score="cosine").fit(x)
+    with pytest.raises(NetbuilderError, match="score 'clusters' needs an arch with unit-length codes"):
+        AutoencoderAnomalyDetector("digits-conv", "DIGITS", score="clusters").fit(x)
     with pytest.raises(NetbuilderError, match="validation"):
         AutoencoderAnomalyDetector("digits-dense-l2", "DIGITS", threshold="f1").fit(x)
 

@@ -56,10 +56,12 @@ class TrainingCollapseWarning(UserWarning):
     :func:`~netbuilder.core.scores.output_variation`): too little training, or a collapse."""
 
 
-def not_l2_message(spec: dict[str, Any], arch_file: str | None = None, l2_names: list[str] | None = None) -> str:
-    """The one-line error for ``score="cosine"`` with an arch whose latent is not l2-normalised."""
+def not_l2_message(spec: dict[str, Any], arch_file: str | None = None, l2_names: list[str] | None = None,
+                   score: str = "cosine") -> str:
+    """The one-line error for a score that compares unit-length codes (``cosine``, ``clusters``) with an arch
+    whose latent is not l2-normalised."""
     name = spec.get("name", "?")
-    base = (f"score 'cosine' needs an arch with unit-length codes (\"latent\": {{\"l2_normalize\": true}} or an "
+    base = (f"score '{score}' needs an arch with unit-length codes (\"latent\": {{\"l2_normalize\": true}} or an "
             f"l2normalize layer ending the encoder, "
             f"part of the trained model); arch '{name}' has none")
     if l2_names:
@@ -86,8 +88,9 @@ class AutoencoderAnomalyDetector(BaseEstimator):
         images' shape and ``n_clusters``; see :mod:`netbuilder.arch.auto`).
     archs : str | None
         An archs JSON file, or a dataset name standing for its shipped file (``"MNIST"``, ``"DIGITS"``).
-    score : {"recon", "cosine", "centroid", "dcca", "knn"}
-        See :mod:`netbuilder.core.scores`. ``cosine`` needs an arch with an l2-normalised latent; ``knn`` compares
+    score : {"recon", "cosine", "clusters", "centroid", "dcca", "knn"}
+        See :mod:`netbuilder.core.scores`. ``cosine`` and ``clusters`` need an arch with an l2-normalised latent
+        (``clusters`` first trains the encoder to cluster, with SCAN); ``knn`` compares
         images with the training images directly, and the autoencoder is not trained (``history_`` is empty).
     epochs, batch_size, lr, optimizer, schedule, augment, recon_loss, amp, momentum, weight_decay, drop_last,
     min_steps, max_steps :
@@ -103,7 +106,8 @@ class AutoencoderAnomalyDetector(BaseEstimator):
         k of the k-means on the training codes for ``cosine``/``centroid`` (default: the arch's
         ``clustering.n_clusters``, else 10). The protocols pass the number of normal classes.
     cluster_epochs : int | None
-        Epochs of the k-means-loss stage of ``dcca`` (default: the cluster stage's).
+        Epochs of the clustering stage of ``dcca`` (k-means loss) or ``clusters`` (SCAN) (default: the cluster
+        stage's).
     seed, device, progress, verbose : as on the command line (``verbose`` echoes the epoch log lines).
     log_stem : str | None
         Training log ``<log_stem>.log``/``.jsonl`` (default: none).
@@ -177,7 +181,7 @@ class AutoencoderAnomalyDetector(BaseEstimator):
                               arch.spec.get("training"))
         check_recon_loss(hp["recon_loss"], arch.spec)
         if scorer.needs_unit_codes and not has_unit_codes(arch.spec):
-            raise NetbuilderError(self._not_l2_message(arch))
+            raise NetbuilderError(not_l2_message(arch.spec, arch.file, arch.l2_names, self.score))
         t0 = time.perf_counter()
         with seeded(int(self.seed)):
             model = build_model(arch.spec, tuple(X.shape[1:]), arch.file)
@@ -258,10 +262,6 @@ class AutoencoderAnomalyDetector(BaseEstimator):
         # The other unit-code archs of the same file, for the cosine score's error message.
         l2 = [s["name"] for s in load_arch_file(source) if has_unit_codes(s)] if source not in (None, AUTO) else None
         return _Arch(spec, source, l2)
-
-    @staticmethod
-    def _not_l2_message(arch: _Arch) -> str:
-        return not_l2_message(arch.spec, arch.file, arch.l2_names)
 
     def _k(self, arch: _Arch) -> int:
         k = self.n_clusters or (arch.spec.get("clustering") or {}).get("n_clusters") or 10

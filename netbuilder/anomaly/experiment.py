@@ -76,7 +76,7 @@ def load_inputs(dataset: str, arch: str | int = 0, protocol: str = "one-class", 
     spec = choice.spec
     if spec is not None and get_score(score).needs_unit_codes and not has_unit_codes(spec):
         l2 = [s["name"] for s in choice.specs if has_unit_codes(s)]
-        raise NetbuilderError(not_l2_message(spec, str(choice.file), l2))
+        raise NetbuilderError(not_l2_message(spec, str(choice.file), l2, score))
     split = (split or "all").lower()
     how = dict(data_dir=data_dir, image_size=image_size, progress=progress if progress is not None else True,
                window=window, stride=stride, label_column=label_column)

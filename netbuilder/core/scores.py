@@ -6,6 +6,8 @@ Higher always means more anomalous.
 ``recon``   mean squared reconstruction error of an image (over channels and pixels, data in [0, 1])
 ``cosine``  ``1 − max_j cos(E_c(x), C_j)``: ``E_c`` the l2-normalised code of the model, ``C_j`` the
             k-means centroids of the training codes (Aytekin et al. 2018). Lies in ``[0, 2]``.
+``clusters`` ``cosine`` after the encoder was trained further to cluster the training images (SCAN, with k
+            clusters, as the cluster stage's ``--loss scan`` does)
 ``centroid`` Euclidean distance of the code to the nearest k-means centroid
 ``dcca``    Euclidean distance of the code to the centre of the *normal* cluster of a two-cluster
             clustering autoencoder (k-means loss, k = 2); the normal cluster is the larger one
