@@ -154,16 +154,20 @@ def summarise(runs: list[dict], stage: str, key: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", choices=sorted(RECIPES), default="digits")
-    ap.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
+    ap.add_argument("--seeds", type=int, default=3, help="how many seeds (default 3)")
+    ap.add_argument("--first-seed", type=int, default=0, help="the first seed (default 0): seeds S..S+N-1")
     ap.add_argument("--work", default=str(REPO / "bench" / "work"), help="output root for the runs")
     ap.add_argument("--results", default=str(REPO / "bench" / "results"))
     args = ap.parse_args()
+    if args.seeds < 1 or args.first_seed < 0:
+        ap.error("--seeds must be at least 1 and --first-seed at least 0")
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     results = {"machine": machine_info(), "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), "recipes": []}
     rows = []
     several_datasets = len({dataset for dataset, _, _ in RECIPES[args.dataset]}) > 1  # then rows name the dataset
     for dataset, arch, commands in RECIPES[args.dataset]:
         print(f"{dataset} / {arch}", flush=True)
-        runs = [run_recipe(dataset, arch, commands, s, Path(args.work) / f"{arch}-seed{s}") for s in range(args.seeds)]
+        runs = [run_recipe(dataset, arch, commands, s, Path(args.work) / f"{arch}-seed{s}") for s in seeds]
         results["recipes"].append({"dataset": dataset, "arch": arch, "commands": commands, "runs": runs})
         for stage in sorted({st for r in runs for st in r["stages"]}, key=lambda s: (s != "pretrain", s)):
             rows.append([f"{dataset} {arch}: {stage}" if several_datasets else f"{arch}: {stage}",
@@ -177,7 +181,7 @@ def main() -> None:
                      for r in results["recipes"] for arch, commands in [(r["arch"], r["commands"])])
     if args.dataset == "mnist-rows":
         table += "\n\n" + comparison_table(results["recipes"][0]["runs"])
-    md = (f"# Quality: {args.dataset}\n\n{table}\n\nSeeds 0..{args.seeds - 1}; mean ± std over seeds. Commands:\n{cmds}\n\n"
+    md = (f"# Quality: {args.dataset}\n\n{table}\n\nSeeds {seeds[0]}..{seeds[-1]}; mean ± std over seeds. Commands:\n{cmds}\n\n"
           f"Machine: {results['machine'].get('cpu_model', '')}, torch {results['machine'].get('torch', '')}.\n"
           f"Reproduce: `python {results['command']}`\n")
     print(md)
