@@ -324,8 +324,10 @@ class DccaScore(AnomalyScore):
 class ClustersScore(AnomalyScore):
     """``cosine`` on the codes of an encoder first trained to split the training images into k clusters (SCAN,
     the auto recipe's clustering, with its self-labelling on large data). Under the contaminated protocol the
-    rare class then has no cluster of its own, and its codes lie away from every centroid (MNIST's table: mean
-    AUC 0.856 with ``cosine`` on ``dcec-l2``; README, Results)."""
+    rare class has no cluster of its own, and its codes move away from every centroid. Measured (README, seed 0,
+    anomalies at 1 %): MNIST's test split, mean AUC 0.870 on the auto arch, against 0.836 for ``cosine`` on the same
+    pretrained codes and 0.861 for ``cosine`` on ``dcec-l2`` after 100 epochs (it lifts 4, 7 and 9 and lowers 0, 1
+    and 3); DIGITS 0.884 against 0.850."""
 
     name, title, needs_unit_codes = "clusters", "1 − max cosine similarity to a centroid of an encoder trained to cluster", True
 
