@@ -34,8 +34,8 @@ _FRACTION = click.FloatRange(min=0, max=1, min_open=True, max_open=True)
 @click.option("--all-classes", is_flag=True, help="Run every class as --target; print a table (per class and mean).")
 @click.option("--score", type=click.Choice(SCORES), default=None,
               help="; ".join(f"{name}: {title}" for name, title in SCORE_TITLES.items())
-              + " (cosine and clusters need an l2 arch; clusters trains the encoder to cluster, as the cluster stage's SCAN "
-              "does; dcca trains a 2-cluster k-means-loss autoencoder; knn trains nothing)."
+              + " (cosine and clusters need an l2 arch; clusters trains the encoder to cluster, as the cluster "
+              "stage's SCAN does; dcca trains a 2-cluster k-means-loss autoencoder; knn trains nothing)."
               " [default: knn for one-class on images, else recon]")
 @click.option("--threshold", default="contamination", show_default=True,
               help="contamination (percentile of the training scores), f1 or accuracy (best on a labelled "

@@ -329,7 +329,8 @@ class ClustersScore(AnomalyScore):
     pretrained codes and 0.861 for ``cosine`` on ``dcec-l2`` after 100 epochs (it lifts 4, 7 and 9 and lowers 0, 1
     and 3); DIGITS 0.884 against 0.850."""
 
-    name, title, needs_unit_codes = "clusters", "1 − max cosine similarity to a centroid of an encoder trained to cluster", True
+    name, needs_unit_codes = "clusters", True
+    title = "1 − max cosine similarity to a centroid of an encoder trained to cluster"
 
     def fit(self, model, X, how):
         from ..clustering import kmeans
