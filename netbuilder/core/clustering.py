@@ -113,7 +113,7 @@ def fit_clustering(model: nn.Module, images: Any, objective: Objective, hp: dict
         return res
     then, then_hp = follow
     log.info(f"{desc} before {then.name}: " + format_values(clustering_scores(labels, pred)))
-    # Probed about three times: each probe encodes every sample (seconds on MNIST), and SCAN was probed already.
+    # Probed about three times, at its relabelling rounds: SCAN's curve is already in the log.
     last = fit_clustering(model, images, then, then_hp, seed=seed, device=device, recon_loss=recon_loss,
                           labels=labels, progress=progress, log=log, desc=f"{desc} {then.name}",
                           init=(pred, res.centroids, codes), probes=3)
