@@ -31,6 +31,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--digits", default="0,1,2,3,4,5,6,7,8,9")
+    ap.add_argument("--dump", default=None, help="folder for one .npz per digit: labels, both codes, both scores")
     args = ap.parse_args()
     ds = load_dataset("MNIST", data_dir=os.environ.get("NETBUILDER_DATA"), split="test", progress=False)
     stash: dict[str, np.ndarray] = {}
@@ -39,7 +40,7 @@ def main() -> None:
     def fit_and_keep_the_pretrained_score(self, model, X, how):
         codes = encode_all(model, X, how.device)
         _, centroids = kmeans(codes, how.k, n_init=10, seed=how.seed)
-        stash["pre"] = scores.cosine_score(codes, centroids)
+        stash["pre"], stash["pre_codes"] = scores.cosine_score(codes, centroids), codes
         return fit(self, model, X, how)  # it reseeds before SCAN: the clusters score is unchanged by this
 
     scores.ClustersScore.fit = fit_and_keep_the_pretrained_score
@@ -55,6 +56,10 @@ def main() -> None:
                "max_rank": roc_auc_score(y, np.maximum(rankdata(pre), rankdata(post))),
                "s": time.perf_counter() - t0}
         rows.append(row)
+        if args.dump:
+            os.makedirs(args.dump, exist_ok=True)
+            np.savez(os.path.join(args.dump, f"digit{digit}-seed{args.seed}.npz"), y=y, pre=pre, post=post,
+                     pre_codes=stash["pre_codes"], post_codes=encode_all(det.model_, split.train_images, "cpu"))
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
     print(json.dumps({"mean": {k: round(float(np.mean([r[k] for r in rows])), 4) for k in rows[0] if k != "digit"}}))
 

@@ -176,3 +176,20 @@ def test_dataset_options_it_does_not_take_are_refused(cracks, tmp_path):
     # the signal options now reach the loader, which names what a folder takes
     assert result.exit_code == 2 and "Argument `window` does not apply to folder:PATH" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_combined_score_reports_each_part(cracks, tmp_path):
+    root, archs = cracks
+    res = _run(["-d", f"folder:{root}", "--archs", str(archs), "--protocol", "contaminated", "--all-classes",
+                "-a", "tiny-l2", "--score", "cosine+clusters", "--anomaly-ratio", "0.2", "--epochs", "3",
+                "--cluster-epochs", "1"], tmp_path)
+    assert res.exit_code == 0, res.output
+    head = next(line for line in res.output.splitlines() if line.split()[:3] == ["target", "ROC", "AUC"])
+    assert "AUC cosine" in head and "AUC clusters" in head, res.output
+    table = json.loads(Path(re.search(r"table: (\S+)", res.output).group(1)).read_text())
+    for row in table["rows"]:
+        assert 0.0 <= row["auc_cosine"] <= 1.0 and 0.0 <= row["auc_clusters"] <= 1.0
+    assert table["mean"]["auc_clusters"] == pytest.approx(np.mean([r["auc_clusters"] for r in table["rows"]]))
+    saved = Path(table["rows"][0]["dir"])
+    assert (saved / "part1-clusters" / "weights.safetensors").is_file() and (saved / "scores.csv").is_file()
+    assert json.loads((saved / "manifest.json").read_text())["files"]["parts"] == ["part0-cosine", "part1-clusters"]

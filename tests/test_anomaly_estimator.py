@@ -116,12 +116,38 @@ def test_clusters_score_trains_the_encoder_to_cluster_and_finds_the_rare_class(d
     assert aucs["clusters"] > 0.8 and aucs["clusters"] > aucs["cosine"] + 0.15, aucs
 
 
+@pytest.mark.filterwarnings("ignore::netbuilder.anomaly.TrainingCollapseWarning")  # 3 epochs: undertrained
+def test_a_combined_score_averages_the_ranks_of_its_parts_and_is_saved_with_them(digits, tmp_path, device):
+    """``cosine+clusters`` on a short run: its training scores are the mean rank of what ``cosine`` and
+    ``clusters`` give alone with the same seed (``clusters`` trains a copy, so ``cosine`` sees the pretrained
+    model), and a saved detector scores new images the same."""
+    from scipy.stats import rankdata
+
+    sp = make_split("contaminated", digits, 3, anomaly_ratio=0.05)
+    x = sp.train_images[:400]
+    dets = {score: AutoencoderAnomalyDetector("digits-dense-l2", "DIGITS", score=score, epochs=3, cluster_epochs=2,
+                                              n_clusters=sp.n_clusters, seed=0, device=str(device)).fit(x)
+            for score in ("cosine", "clusters", "cosine+clusters")}
+    mixed = dets["cosine+clusters"]
+    parts = [rankdata(dets[s].decision_scores_, "max") / len(x) for s in ("cosine", "clusters")]
+    assert np.allclose(mixed.decision_scores_, np.mean(parts, axis=0), atol=1e-12)
+    assert [p.name for p in mixed.parts_] == ["cosine", "clusters"]
+    assert mixed.parts_[0].model is None and mixed.parts_[1].model is not None   # only clusters changed a model
+    assert np.array_equal(mixed.encode(x[:5]), dets["cosine"].encode(x[:5]))   # the detector's own is pretrained
+    new = sp.train_images[400:450]
+    back = AutoencoderAnomalyDetector.load(mixed.save(tmp_path / "mix"), device=str(device))
+    assert (tmp_path / "mix" / "part1-clusters" / "weights.safetensors").exists()
+    assert np.array_equal(back.decision_function(new), mixed.decision_function(new))
+
+
 def test_cosine_needs_an_l2_arch_and_f1_needs_validation():
     x = np.zeros((16, 1, 8, 8), np.uint8)
     with pytest.raises(NetbuilderError, match="l2 archs in .*digits.json: digits-scan, digits-dense-l2"):
         AutoencoderAnomalyDetector("digits-conv", "DIGITS", score="cosine").fit(x)
     with pytest.raises(NetbuilderError, match="score 'clusters' needs an arch with unit-length codes"):
         AutoencoderAnomalyDetector("digits-conv", "DIGITS", score="clusters").fit(x)
+    with pytest.raises(NetbuilderError, match="score 'cosine\+clusters' needs an arch with unit-length codes"):
+        AutoencoderAnomalyDetector("digits-conv", "DIGITS", score="cosine+clusters").fit(x)
     with pytest.raises(NetbuilderError, match="validation"):
         AutoencoderAnomalyDetector("digits-dense-l2", "DIGITS", threshold="f1").fit(x)
 

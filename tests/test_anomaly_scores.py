@@ -142,3 +142,14 @@ def test_knn_cosine_score_by_hand_and_leaves_an_image_out_of_its_own_neighbours(
     # Scored against itself, [1,0,0]'s nearest other image is [1,1,0]; a copy would find itself (cos 1).
     assert np.isclose(knn_cosine_score(ref, ref, k=1)[0], 1 - 2 ** -0.5, atol=1e-6)
     assert np.isclose(knn_cosine_score(ref.copy(), ref, k=1)[0], 0.0, atol=1e-6)
+
+
+def test_rank_fraction_ranks_inside_the_training_range_and_keeps_order_beyond_it():
+    from netbuilder.core.score_mixes import rank_fraction
+
+    ref = np.array([1.0, 2.0, 3.0, 5.0])
+    got = rank_fraction(np.array([2.0, 2.5, 5.0, 7.0, 9.0, 0.0]), ref)
+    # at or below 2: 2 of 4; 2.5: still 2; 5: all; 7 and 9: 1 + the distance past 5 in ranges of 4; 0: -1/4
+    assert np.allclose(got, [0.5, 0.5, 1.0, 1.5, 2.0, -0.25])
+    with pytest.raises(ValueError, match="at least one reference"):
+        rank_fraction(np.array([1.0]), np.array([]))

@@ -11,7 +11,7 @@ from ..errors import NetbuilderError
 from ..cli_options import COMMON_OPTIONS, RUN_OPTIONS, apply_options, arch_key, pop_settings, set_threads, settings_options
 from ..settings import PRETRAIN
 from .protocols import PROTOCOLS, TEST_FRACTION, VAL_FRACTION
-from .report import format_table, summary_line
+from .report import METRIC_COLUMNS, format_table, part_columns, summary_line
 from .tep_report import ENSEMBLE
 from ..core.scores import SCORE_TITLES, SCORES
 
@@ -139,7 +139,7 @@ def anomaly_cmd(dataset, arch, archs, out, data_dir, split, image_size, window, 
             return
         head = (f"{table['dataset']} / {table['arch']}: protocol {protocol}, score {score}, "
                 f"threshold {threshold} (seed {seed})")
-        click.echo(format_table(table["rows"], header=head))
+        click.echo(format_table(table["rows"], header=head, columns=METRIC_COLUMNS + part_columns(table["rows"])))
         click.echo(f"table: {table['path']}")
         click.echo(f"wall time: {wall:.1f} s for {len(table['rows'])} targets")
         return
@@ -156,6 +156,8 @@ def anomaly_cmd(dataset, arch, archs, out, data_dir, split, image_size, window, 
                                                  else ""))
     if m.get("n_anomalies") is not None:
         click.echo(summary_line(m))
+        if part_columns([row]):   # a combined score: what each part alone gives
+            click.echo("parts: " + ", ".join(f"{k[4:]} ROC AUC {_auc(row[k])}" for k in part_columns([row])))
     else:
         click.echo(f"{m['flagged']} of {m['n']} flagged as anomalous at threshold {m['threshold']:.6g}")
     click.echo(f"saved: {row['dir']}")
@@ -172,6 +174,10 @@ def is_tep(dataset: str) -> bool:
         return get_spec(dataset).name == "TEP"
     except NetbuilderError:  # folder:, series:, ... or unknown: not TEP (the normal route reports the latter)
         return False
+
+
+def _auc(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def _warn_router(echo, warn):

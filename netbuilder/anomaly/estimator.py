@@ -34,6 +34,7 @@ from ..arch import load_arch_file
 from ..arch.auto import AUTO, is_auto
 from ..core.arrays import check_images, check_signals, find_arch, is_signal_spec
 from ..core.autoencoder import build_model, fit_autoencoder
+from ..core.score_mixes import load_parts, save_parts
 from ..core.scores import ScoreFit, ScoreState, error_vs_mean_image, get_score, output_variation, score_statistics
 from ..errors import NetbuilderError
 from ..fileio import write_json, write_npy
@@ -88,10 +89,12 @@ class AutoencoderAnomalyDetector(BaseEstimator):
         images' shape and ``n_clusters``; see :mod:`netbuilder.arch.auto`).
     archs : str | None
         An archs JSON file, or a dataset name standing for its shipped file (``"MNIST"``, ``"DIGITS"``).
-    score : {"recon", "cosine", "clusters", "centroid", "dcca", "knn"}
+    score : {"recon", "cosine", "clusters", "centroid", "dcca", "knn", "cosine+clusters"}
         See :mod:`netbuilder.core.scores`. ``cosine`` and ``clusters`` need an arch with an l2-normalised latent
         (``clusters`` first trains the encoder to cluster, with SCAN); ``knn`` compares
         images with the training images directly, and the autoencoder is not trained (``history_`` is empty).
+        ``cosine+clusters`` averages the ranks of both (``clusters`` trains a copy of the model, kept in
+        ``parts_``; :mod:`netbuilder.core.score_mixes`).
     epochs, batch_size, lr, optimizer, schedule, augment, recon_loss, amp, momentum, weight_decay, drop_last,
     min_steps, max_steps :
         training settings (see :data:`netbuilder.settings.PRETRAIN`) (``None``: the
@@ -118,6 +121,7 @@ class AutoencoderAnomalyDetector(BaseEstimator):
     images (``decision_scores_ > threshold_``).  threshold_info_ : :class:`Threshold` (method, warning).
     model_ : the trained :class:`~netbuilder.arch.Autoencoder`.  centroids_ : k-means (or dcca) centres, or
     ``None``.  reference_ : knn's training images, or ``None``.  normal_cluster_ : dcca's normal cluster.
+    parts_ : a combined score's fitted parts (:class:`~netbuilder.core.score_mixes.PartState`), or ``None``.
     train_stats_ / val_stats_ : score statistics.
     output_variation_, error_vs_mean_, fit_warnings_ : the training check (a :class:`TrainingCollapseWarning`
     when the output hardly depends on the input).  spec_, input_shape_, history_ (epoch records), fit_seconds_.
@@ -200,6 +204,7 @@ class AutoencoderAnomalyDetector(BaseEstimator):
         self.centroids_ = self.score_state_.centroids
         self.reference_ = self.score_state_.reference
         self.normal_cluster_ = self.score_state_.normal_cluster
+        self.parts_ = self.score_state_.parts
         self.model_ = model.eval()
         self.device_ = device
         self.spec_ = arch.spec
@@ -298,6 +303,15 @@ class AutoencoderAnomalyDetector(BaseEstimator):
         arr = self._check_input(X)
         return get_score(self.score).score(self.model_, arr, self.device_, self._state())
 
+    def part_scores(self, X: Any) -> dict[str, np.ndarray]:
+        """Each part's own scores of ``X`` for a combined score (``{}`` for a single one): what the ranks of
+        :meth:`decision_function` are averaged from."""
+        self._check_fitted()
+        parts = getattr(self, "parts_", None) or []
+        arr = self._check_input(X) if parts else None
+        return {p.name: get_score(p.name).score(p.model if p.model is not None else self.model_, arr, self.device_,
+                                                p.state) for p in parts}
+
     def compared_with(self, X: Any) -> np.ndarray:
         """What the score compares each image with (float images in [0, 1]): its reconstruction, or for ``knn``
         the nearest training image."""
@@ -306,7 +320,7 @@ class AutoencoderAnomalyDetector(BaseEstimator):
 
     def _state(self) -> ScoreState:
         return ScoreState(centroids=self.centroids_, normal_cluster=self.normal_cluster_,
-                          reference=self.reference_)
+                          reference=self.reference_, parts=getattr(self, "parts_", None))
 
     def predict(self, X: Any) -> np.ndarray:
         """0/1 labels, 1 = anomaly (``decision_function(X) > threshold_``)."""
@@ -338,6 +352,7 @@ class AutoencoderAnomalyDetector(BaseEstimator):
             "error_vs_mean_image": getattr(self, "error_vs_mean_", None), "fit_warnings": getattr(self, "fit_warnings_", []),
             "params": params, "hyperparameters": self.hyperparameters_, "spec": self.spec_,
             "arch_file": self.arch_file_,
+            "parts": [p.name for p in self.parts_] if getattr(self, "parts_", None) else None,
             "files": {"weights": WEIGHTS_FILE, "train_scores": TRAIN_SCORES_FILE,
                       **({"centroids": CENTROIDS_FILE} if self.centroids_ is not None else {}),
                       **({"reference": REFERENCE_FILE} if self.reference_ is not None else {})},
@@ -355,7 +370,10 @@ class AutoencoderAnomalyDetector(BaseEstimator):
         if self.reference_ is not None:
             write_npy(d / REFERENCE_FILE, np.asarray(self.reference_))
         write_npy(d / TRAIN_SCORES_FILE, np.asarray(self.decision_scores_, dtype=np.float64))
-        write_json(d / STATE_FILE, self.state_record())
+        record = self.state_record()
+        if record["parts"]:
+            record["parts"] = save_parts(d, self.parts_)   # each part's own files, in a folder of its own
+        write_json(d / STATE_FILE, record)
         return d
 
     @classmethod
@@ -381,6 +399,7 @@ class AutoencoderAnomalyDetector(BaseEstimator):
             det.normal_cluster_ = state.get("normal_cluster")
             det.hyperparameters_ = state.get("hyperparameters")
             det.arch_file_ = state.get("arch_file")
+            part_records = state.get("parts") or []
         except (KeyError, TypeError, ValueError) as exc:
             raise NetbuilderError(f"{path}: not a valid saved detector ({exc})") from None
         det.device_ = resolve_device(device)
@@ -390,6 +409,11 @@ class AutoencoderAnomalyDetector(BaseEstimator):
         det.centroids_ = load_array(d / CENTROIDS_FILE) if (d / CENTROIDS_FILE).exists() else None
         det.reference_ = load_array(d / REFERENCE_FILE) if (d / REFERENCE_FILE).exists() else None
         det.decision_scores_ = load_array(d / TRAIN_SCORES_FILE) if (d / TRAIN_SCORES_FILE).exists() else None
+        try:
+            det.parts_ = load_parts(d, part_records, lambda: build_model(det.spec_, det.input_shape_),
+                                    det.device_) if part_records else None
+        except (KeyError, TypeError) as exc:
+            raise NetbuilderError(f"{path}: not a valid saved detector (parts: {exc})") from None
         if det.decision_scores_ is not None:
             det.labels_ = (det.decision_scores_ > det.threshold_).astype(np.int64)
         det.history_, det.fit_seconds_ = [], None

@@ -26,6 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..arch import choose_arch
+from ..core.score_mixes import part_folder
 from ..core.scores import SCORE_TITLES, SCORES, default_score, get_score
 from ..datasets import Dataset, Standardizer, get_spec, load_dataset
 from ..datasets.registry import dataset_modality, located_kind
@@ -36,7 +37,7 @@ from ..stages.persist import write_manifest
 from ..stages.workspace import MANIFEST, Workspace, safe_name
 from .estimator import AutoencoderAnomalyDetector, TrainingCollapseWarning, not_l2_message
 from .protocols import PROTOCOLS, TEST_FRACTION, VAL_FRACTION, ProtocolSplit, class_name, make_split
-from .report import evaluate, mean_row
+from .report import METRIC_COLUMNS, evaluate, mean_row, part_columns
 from .threshold import LABELLED, ThresholdWarning, check_contamination, parse_threshold
 
 # A signal detector's training standardisation, saved beside its weights (see predict_dataset).
@@ -171,6 +172,11 @@ def run_target(inputs: Inputs, protocol: str, target: str | int | None, score: s
     else:
         metrics = {"n": int(len(test_scores)), "n_anomalies": None, "flagged": int((test_scores > thr).sum()),
                    "threshold": thr, "auc": None, "ap": None, "acc": None, "f1": None}
+    parts = {}
+    if split.test_labels is not None:   # a combined score: each part's own AUC beside the combination's
+        parts = {f"auc_{name}": evaluate(split.test_labels, s, thr)["auc"]
+                 for name, s in detector.part_scores(split.test_images).items()}
+        metrics.update(parts)
     info = detector.threshold_info_
     if info.warning:
         say(f"warning: {info.warning}")
@@ -189,6 +195,7 @@ def run_target(inputs: Inputs, protocol: str, target: str | int | None, score: s
     seconds = time.perf_counter() - t0
     write_manifest(out_dir, _manifest(inputs, split, detector, metrics, stage, seed, train_s, seconds, plot_files))
     return {"target": split.target, "class": split.target_name, **{k: metrics.get(k) for k in ("auc", "ap", "acc", "f1")},
+            **parts,
             "threshold": thr, "threshold_method": info.method, "warning": info.warning,
             "output_variation": None if (ov := detector.output_variation_) is None else round(ov, 4),
             "n_train": int(len(split.train_images)), "n_test": int(metrics["n"]),
@@ -214,6 +221,8 @@ def _manifest(inputs: Inputs, split: ProtocolSplit, det: AutoencoderAnomalyDetec
         "files": {"weights": "weights.safetensors", "threshold": "threshold.json", "scores": "scores.csv",
                   "report": "report.json", "train_scores": "train_scores.npy",
                   **({"centroids": "centroids.npy"} if det.centroids_ is not None else {}),
+                  **({"parts": [part_folder(Path("."), i, p.name).name for i, p in enumerate(det.parts_)]}
+                     if det.parts_ else {}),
                   **({"standardizer": STANDARDIZER} if inputs.data.mean is not None else {})},
         "plots": {k: str(v) for k, v in plot_files.items()},
         "logs": {"log": str(inputs.ws.log_stem(stage).with_suffix(".log"))},
@@ -294,8 +303,10 @@ def run_all_classes(dataset: str, arch: str | int = 0, protocol: str = "one-clas
     for t in range(n_classes):
         row = run_target(inputs, protocol, t, score, echo=echo, **options)
         rows.append(row)
-        say(f"target {row['class']}: ROC AUC {_f(row['auc'])}  AP {_f(row['ap'])}  acc {_f(row['acc'])}  "
-            f"F1 {_f(row['f1'])}  ({row['n_train']} training images, {row['seconds']:.1f} s)")
+        parts = "".join(f", {k[4:]} {_f(row[k])}" for k in part_columns([row]))
+        say(f"target {row['class']}: ROC AUC {_f(row['auc'])}{f' (parts: {parts[2:]})' if parts else ''}  "
+            f"AP {_f(row['ap'])}  acc {_f(row['acc'])}  F1 {_f(row['f1'])}  "
+            f"({row['n_train']} training images, {row['seconds']:.1f} s)")
     wall = time.perf_counter() - t0
     table = {"dataset": inputs.data.name, "arch": inputs.spec["name"], "protocol": protocol, "score": score,
              "threshold": str(options.get("threshold", "contamination")), "seed": options.get("seed", 0),
@@ -303,7 +314,7 @@ def run_all_classes(dataset: str, arch: str | int = 0, protocol: str = "one-clas
              # the same for every target: the resolved training settings (arch defaults + command-line overrides)
              "hyperparameters": rows[0]["hyperparameters"] if rows else {},
              "rows": [{k: v for k, v in r.items() if k not in ("metrics", "plots", "hyperparameters")} for r in rows],
-             "mean": mean_row(rows), "wall_time_s": round(wall, 1)}
+             "mean": mean_row(rows, METRIC_COLUMNS + part_columns(rows)), "wall_time_s": round(wall, 1)}
     path = inputs.ws.stage_dir(f"anomaly-{protocol}-all-{score}") / "table.json"
     write_json(path, table)
     table["path"] = str(path)

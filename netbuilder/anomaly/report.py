@@ -42,6 +42,14 @@ def evaluate(labels: Any, scores: Any, threshold: float) -> dict[str, Any]:
     return out
 
 
+def part_columns(rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
+    """The ``auc_<part>`` columns of a combined score's rows (each part's own ROC AUC), in order of appearance."""
+    seen: dict[str, None] = {}
+    for r in rows:
+        seen.update({k: None for k in r if k.startswith("auc_")})
+    return tuple(seen)
+
+
 def _fmt(value: Any, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
@@ -71,7 +79,7 @@ def format_table(rows: Sequence[dict[str, Any]], *, header: str | None = None,
                  columns: Sequence[str] = METRIC_COLUMNS) -> str:
     """A plain-text table: one row per target class, then the mean."""
     names = {"auc": "ROC AUC", "ap": "AP", "acc": "acc", "f1": "F1"}
-    head = ["target", *[names.get(c, c) for c in columns], "threshold", "train", "test", "anomalies", "seconds"]
+    head = ["target", *[names.get(c, c.replace("auc_", "AUC ")) for c in columns], "threshold", "train", "test", "anomalies", "seconds"]
     body = [[f"{r['target']} {r['class']}" if str(r["target"]) != str(r["class"]) else str(r["class"]),
              *[_fmt(r.get(c)) for c in columns], f"{r['threshold']:.4g}", str(r["n_train"]), str(r["n_test"]),
              str(r["n_anomalies"]), f"{r['seconds']:.1f}"] for r in rows]

@@ -13,6 +13,8 @@ Higher always means more anomalous.
             clustering autoencoder (k-means loss, k = 2); the normal cluster is the larger one
 ``knn``     ``1 −`` the mean cosine similarity of the image (its raw values, flattened) to its 5 nearest
             training images. It needs no trained model: the autoencoder is not trained for it
+``cosine+clusters`` the mean of the two scores' ranks among their training scores
+            (:mod:`netbuilder.core.score_mixes`)
 ==========  ==========================================================================================
 
 :func:`reconstruction_error` works on NumPy arrays and torch tensors alike (it is applied per batch on the
@@ -187,6 +189,7 @@ class ScoreState:
     centroids: np.ndarray | None = None
     normal_cluster: int | None = None
     reference: np.ndarray | None = None   # knn: the training images
+    parts: list[Any] | None = None   # a combined score's parts (:class:`~netbuilder.core.score_mixes.PartState`)
 
 
 @dataclass
@@ -210,6 +213,7 @@ class AnomalyScore:
     title: ClassVar[str] = ""
     needs_unit_codes: ClassVar[bool] = False
     trains_model: ClassVar[bool] = True   # False: the score does not use the autoencoder, which is not trained
+    changes_model: ClassVar[bool] = False   # True: fit trains the model further (a combined score gives it a copy)
     counterpart_title: ClassVar[str] = "reconstruction"   # what :meth:`counterpart` returns, for the plots
 
     def fit(self, model: Any, X: np.ndarray, how: ScoreFit) -> ScoreState:
@@ -299,7 +303,7 @@ class CentroidScore(_KMeansScore):
 class DccaScore(AnomalyScore):
     """DCCA's route: refine the autoencoder with a two-cluster k-means loss; the larger cluster is normal."""
 
-    name, title = "dcca", "distance to the normal cluster's centre"
+    name, title, changes_model = "dcca", "distance to the normal cluster's centre", True
 
     def fit(self, model, X, how):
         from ..train import seed_everything
@@ -329,7 +333,7 @@ class ClustersScore(AnomalyScore):
     pretrained codes and 0.861 for ``cosine`` on ``dcec-l2`` after 100 epochs (it lifts 4, 7 and 9 and lowers 0, 1
     and 3); DIGITS 0.884 against 0.850."""
 
-    name, needs_unit_codes = "clusters", True
+    name, needs_unit_codes, changes_model = "clusters", True, True
     title = "1 − max cosine similarity to a centroid of an encoder trained to cluster"
 
     def fit(self, model, X, how):
@@ -384,5 +388,14 @@ def default_score(protocol: str, modality: str) -> str:
     return "knn" if protocol == "one-class" and modality == "image" else "recon"
 
 
-SCORES = tuple(SCORE_REGISTRY)
-SCORE_TITLES = {name: s.title for name, s in SCORE_REGISTRY.items()}
+from . import score_mixes  # noqa: E402,F401  (registers the combined scores, which are built from those above)
+
+
+def __getattr__(name: str) -> Any:
+    """``SCORES`` (the registered names) and ``SCORE_TITLES`` (name → title), read from the registry when asked:
+    a snapshot taken here could miss the combined scores when :mod:`.score_mixes` is imported first."""
+    if name == "SCORES":
+        return tuple(SCORE_REGISTRY)
+    if name == "SCORE_TITLES":
+        return {key: s.title for key, s in SCORE_REGISTRY.items()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
