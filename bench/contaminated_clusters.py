@@ -7,6 +7,8 @@ of combining the two scores; one JSON line per digit, then the means.
 The ``clusters`` column is the detector's own score: ``netbuilder anomaly -d MNIST --split test -a auto --protocol
 contaminated --anomaly-ratio 0.01 --contamination 0.01 --score clusters --target D`` gives the same AUC. The
 pre-SCAN codes are read by wrapping the score's ``fit``, which receives the pretrained model before it trains SCAN.
+The ``rank`` column is what ``--score cosine+clusters`` gives (the mean of the two ranks; ``--score cosine+clusters
+--all-classes`` reports it with both parts' AUCs, without this script's ``sum`` and ``max_rank``).
 """
 from __future__ import annotations
 
