@@ -221,8 +221,7 @@ def _manifest(inputs: Inputs, split: ProtocolSplit, det: AutoencoderAnomalyDetec
         "files": {"weights": "weights.safetensors", "threshold": "threshold.json", "scores": "scores.csv",
                   "report": "report.json", "train_scores": "train_scores.npy",
                   **({"centroids": "centroids.npy"} if det.centroids_ is not None else {}),
-                  **({"parts": [part_folder(Path("."), i, p.name).name for i, p in enumerate(det.parts_)]}
-                     if det.parts_ else {}),
+                  **({"parts": [part_folder(i, p.name) for i, p in enumerate(det.parts_)]} if det.parts_ else {}),
                   **({"standardizer": STANDARDIZER} if inputs.data.mean is not None else {})},
         "plots": {k: str(v) for k, v in plot_files.items()},
         "logs": {"log": str(inputs.ws.log_stem(stage).with_suffix(".log"))},

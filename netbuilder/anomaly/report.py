@@ -79,7 +79,8 @@ def format_table(rows: Sequence[dict[str, Any]], *, header: str | None = None,
                  columns: Sequence[str] = METRIC_COLUMNS) -> str:
     """A plain-text table: one row per target class, then the mean."""
     names = {"auc": "ROC AUC", "ap": "AP", "acc": "acc", "f1": "F1"}
-    head = ["target", *[names.get(c, c.replace("auc_", "AUC ")) for c in columns], "threshold", "train", "test", "anomalies", "seconds"]
+    head = ["target", *[names.get(c, c.replace("auc_", "AUC ")) for c in columns],   # auc_<part>: "AUC <part>"
+            "threshold", "train", "test", "anomalies", "seconds"]
     body = [[f"{r['target']} {r['class']}" if str(r["target"]) != str(r["class"]) else str(r["class"]),
              *[_fmt(r.get(c)) for c in columns], f"{r['threshold']:.4g}", str(r["n_train"]), str(r["n_test"]),
              str(r["n_anomalies"]), f"{r['seconds']:.1f}"] for r in rows]

@@ -93,9 +93,10 @@ PART_WEIGHTS, PART_CENTROIDS, PART_REFERENCE, PART_SCORES = ("weights.safetensor
                                                              "reference.npy", "train_scores.npy")
 
 
-def part_folder(directory: Path, index: int, name: str) -> Path:
-    """Where part ``index`` of a combined score is saved: ``<directory>/part<index>-<name>`` (``+`` → ``-``)."""
-    return Path(directory) / f"part{index}-{name.replace('+', '-')}"
+def part_folder(index: int, name: str) -> str:
+    """The folder, beside the detector's own files, where part ``index`` of a combined score is saved:
+    ``part<index>-<name>`` (``+`` → ``-``)."""
+    return f"part{index}-{name.replace('+', '-')}"
 
 
 def save_parts(directory: Path, parts: list[PartState]) -> list[dict[str, Any]]:
@@ -106,7 +107,7 @@ def save_parts(directory: Path, parts: list[PartState]) -> list[dict[str, Any]]:
 
     records = []
     for i, p in enumerate(parts):
-        d = part_folder(directory, i, p.name)
+        d = Path(directory) / part_folder(i, p.name)
         files = {"train_scores": PART_SCORES}
         write_npy(d / PART_SCORES, np.asarray(p.train_scores, dtype=np.float64))
         if p.model is not None:

@@ -13,9 +13,10 @@ Higher always means more anomalous.
             clustering autoencoder (k-means loss, k = 2); the normal cluster is the larger one
 ``knn``     ``1 −`` the mean cosine similarity of the image (its raw values, flattened) to its 5 nearest
             training images. It needs no trained model: the autoencoder is not trained for it
-``cosine+clusters`` the mean of the two scores' ranks among their training scores
-            (:mod:`netbuilder.core.score_mixes`)
 ==========  ==========================================================================================
+
+Scores combined from these (``cosine+clusters``: the mean of the two scores' ranks among their training scores)
+are registered by :mod:`netbuilder.core.score_mixes`, imported at the end of this module.
 
 :func:`reconstruction_error` works on NumPy arrays and torch tensors alike (it is applied per batch on the
 device); the code-space scores take NumPy codes. Each score is also a registered :class:`AnomalyScore` (the
