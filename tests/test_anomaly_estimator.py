@@ -146,7 +146,7 @@ def test_cosine_needs_an_l2_arch_and_f1_needs_validation():
         AutoencoderAnomalyDetector("digits-conv", "DIGITS", score="cosine").fit(x)
     with pytest.raises(NetbuilderError, match="score 'clusters' needs an arch with unit-length codes"):
         AutoencoderAnomalyDetector("digits-conv", "DIGITS", score="clusters").fit(x)
-    with pytest.raises(NetbuilderError, match="score 'cosine\+clusters' needs an arch with unit-length codes"):
+    with pytest.raises(NetbuilderError, match=r"score 'cosine\+clusters' needs an arch with unit-length codes"):
         AutoencoderAnomalyDetector("digits-conv", "DIGITS", score="cosine+clusters").fit(x)
     with pytest.raises(NetbuilderError, match="validation"):
         AutoencoderAnomalyDetector("digits-dense-l2", "DIGITS", threshold="f1").fit(x)
