@@ -11,7 +11,7 @@ from ..errors import NetbuilderError
 from ..cli_options import COMMON_OPTIONS, RUN_OPTIONS, apply_options, arch_key, pop_settings, set_threads, settings_options
 from ..settings import PRETRAIN
 from .protocols import PROTOCOLS, TEST_FRACTION, VAL_FRACTION
-from .report import METRIC_COLUMNS, format_table, part_columns, summary_line
+from .report import METRIC_COLUMNS, format_table, part_columns, parts_text, summary_line
 from .tep_report import ENSEMBLE
 from ..core.scores import SCORE_TITLES, SCORES
 
@@ -157,7 +157,7 @@ def anomaly_cmd(dataset, arch, archs, out, data_dir, split, image_size, window, 
     if m.get("n_anomalies") is not None:
         click.echo(summary_line(m))
         if part_columns([row]):   # a combined score: what each part alone gives
-            click.echo("parts: " + ", ".join(f"{k[4:]} ROC AUC {_auc(row[k])}" for k in part_columns([row])))
+            click.echo("parts: " + parts_text(row, "ROC AUC "))
     else:
         click.echo(f"{m['flagged']} of {m['n']} flagged as anomalous at threshold {m['threshold']:.6g}")
     click.echo(f"saved: {row['dir']}")
@@ -174,10 +174,6 @@ def is_tep(dataset: str) -> bool:
         return get_spec(dataset).name == "TEP"
     except NetbuilderError:  # folder:, series:, ... or unknown: not TEP (the normal route reports the latter)
         return False
-
-
-def _auc(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
 
 
 def _warn_router(echo, warn):

@@ -37,7 +37,7 @@ from ..stages.persist import write_manifest
 from ..stages.workspace import MANIFEST, Workspace, safe_name
 from .estimator import AutoencoderAnomalyDetector, TrainingCollapseWarning, not_l2_message
 from .protocols import PROTOCOLS, TEST_FRACTION, VAL_FRACTION, ProtocolSplit, class_name, make_split
-from .report import METRIC_COLUMNS, evaluate, mean_row, part_columns
+from .report import METRIC_COLUMNS, evaluate, mean_row, part_columns, parts_text
 from .threshold import LABELLED, ThresholdWarning, check_contamination, parse_threshold
 
 # A signal detector's training standardisation, saved beside its weights (see predict_dataset).
@@ -302,8 +302,8 @@ def run_all_classes(dataset: str, arch: str | int = 0, protocol: str = "one-clas
     for t in range(n_classes):
         row = run_target(inputs, protocol, t, score, echo=echo, **options)
         rows.append(row)
-        parts = "".join(f", {k[4:]} {_f(row[k])}" for k in part_columns([row]))
-        say(f"target {row['class']}: ROC AUC {_f(row['auc'])}{f' (parts: {parts[2:]})' if parts else ''}  "
+        parts = parts_text(row)
+        say(f"target {row['class']}: ROC AUC {_f(row['auc'])}{f' (parts: {parts})' if parts else ''}  "
             f"AP {_f(row['ap'])}  acc {_f(row['acc'])}  F1 {_f(row['f1'])}  "
             f"({row['n_train']} training images, {row['seconds']:.1f} s)")
     wall = time.perf_counter() - t0
