@@ -18,7 +18,6 @@ restored with :meth:`load`; :meth:`predict` of a loaded detector uses the saved 
 """
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from dataclasses import dataclass
@@ -34,21 +33,14 @@ from ..arch import load_arch_file
 from ..arch.auto import AUTO, is_auto
 from ..core.arrays import check_images, check_signals, find_arch, is_signal_spec
 from ..core.autoencoder import build_model, fit_autoencoder
-from ..core.score_mixes import load_parts, save_parts
 from ..core.scores import ScoreFit, ScoreState, error_vs_mean_image, get_score, output_variation, score_statistics
 from ..errors import NetbuilderError
-from ..fileio import write_json, write_npy
 from ..rules import check_recon_loss, has_unit_codes
 from ..settings import PRETRAIN
 from ..train import RunLog, encode_all, reconstruct_all, resolve_device, seeded
+from . import detector_io
 from .threshold import LABELLED, Threshold, check_contamination, parse_threshold, select_threshold
 
-STATE_FILE = "threshold.json"
-WEIGHTS_FILE = "weights.safetensors"
-CENTROIDS_FILE = "centroids.npy"
-TRAIN_SCORES_FILE = "train_scores.npy"
-REFERENCE_FILE = "reference.npy"   # the knn score's training images
-FORMAT_VERSION = 1
 CONSTANT_BELOW = 0.02   # output_variation under this: one output image for every input
 
 
@@ -341,80 +333,14 @@ class AutoencoderAnomalyDetector(BaseEstimator):
     def state_record(self) -> dict[str, Any]:
         """What :meth:`save` writes to ``threshold.json``: threshold, score statistics, params, spec."""
         self._check_fitted()
-        params = {k: (str(v) if isinstance(v, Path) else v) for k, v in self.get_params().items()}
-        return {
-            "format": FORMAT_VERSION, "score": self.score, "threshold": self.threshold_,
-            "threshold_info": self.threshold_info_.to_dict(),
-            "train_scores": self.train_stats_, "validation_scores": self.val_stats_,
-            "n_clusters": None if self.centroids_ is None else int(len(self.centroids_)),
-            "normal_cluster": self.normal_cluster_, "input_shape": list(self.input_shape_),
-            "output_variation": getattr(self, "output_variation_", None),
-            "error_vs_mean_image": getattr(self, "error_vs_mean_", None), "fit_warnings": getattr(self, "fit_warnings_", []),
-            "params": params, "hyperparameters": self.hyperparameters_, "spec": self.spec_,
-            "arch_file": self.arch_file_,
-            "parts": [p.name for p in self.parts_] if getattr(self, "parts_", None) else None,
-            "files": {"weights": WEIGHTS_FILE, "train_scores": TRAIN_SCORES_FILE,
-                      **({"centroids": CENTROIDS_FILE} if self.centroids_ is not None else {}),
-                      **({"reference": REFERENCE_FILE} if self.reference_ is not None else {})},
-        }
+        return detector_io.state_record(self)
 
     def save(self, directory: str | Path) -> Path:
         """Write weights, centroids, training scores and ``threshold.json`` (atomically) into ``directory``."""
-        from ..stages.persist import save_weights
-
         self._check_fitted()
-        d = Path(directory)
-        save_weights(d / WEIGHTS_FILE, self.model_.state_dict())
-        if self.centroids_ is not None:
-            write_npy(d / CENTROIDS_FILE, np.asarray(self.centroids_, dtype=np.float32))
-        if self.reference_ is not None:
-            write_npy(d / REFERENCE_FILE, np.asarray(self.reference_))
-        write_npy(d / TRAIN_SCORES_FILE, np.asarray(self.decision_scores_, dtype=np.float64))
-        record = self.state_record()
-        if record["parts"]:
-            record["parts"] = save_parts(d, self.parts_)   # each part's own files, in a folder of its own
-        write_json(d / STATE_FILE, record)
-        return d
+        return detector_io.save(self, Path(directory))
 
     @classmethod
     def load(cls, directory: str | Path, device: str = "auto") -> "AutoencoderAnomalyDetector":
         """A fitted detector from :meth:`save`'s directory; it predicts with the saved threshold."""
-        from ..stages.persist import load_array, load_into, load_weights
-
-        d = Path(directory)
-        path = d / STATE_FILE
-        if not path.is_file():
-            raise NetbuilderError(f"{d}: no saved anomaly detector here ({STATE_FILE} is missing)")
-        try:
-            state = json.loads(path.read_text(encoding="utf-8"))
-            params = dict(state["params"])
-            params["device"] = device
-            det = cls(**params)
-            det.spec_ = state["spec"]
-            det.input_shape_ = tuple(state["input_shape"])
-            det.threshold_ = float(state["threshold"])
-            det.threshold_info_ = Threshold(**state["threshold_info"])
-            det.train_stats_ = state["train_scores"]
-            det.val_stats_ = state.get("validation_scores")
-            det.normal_cluster_ = state.get("normal_cluster")
-            det.hyperparameters_ = state.get("hyperparameters")
-            det.arch_file_ = state.get("arch_file")
-            part_records = state.get("parts") or []
-        except (KeyError, TypeError, ValueError) as exc:
-            raise NetbuilderError(f"{path}: not a valid saved detector ({exc})") from None
-        det.device_ = resolve_device(device)
-        model = build_model(det.spec_, det.input_shape_)
-        load_into(model, load_weights(d / WEIGHTS_FILE), d / WEIGHTS_FILE)
-        det.model_ = model.to(det.device_).eval()
-        det.centroids_ = load_array(d / CENTROIDS_FILE) if (d / CENTROIDS_FILE).exists() else None
-        det.reference_ = load_array(d / REFERENCE_FILE) if (d / REFERENCE_FILE).exists() else None
-        det.decision_scores_ = load_array(d / TRAIN_SCORES_FILE) if (d / TRAIN_SCORES_FILE).exists() else None
-        try:
-            det.parts_ = load_parts(d, part_records, lambda: build_model(det.spec_, det.input_shape_),
-                                    det.device_) if part_records else None
-        except (KeyError, TypeError) as exc:
-            raise NetbuilderError(f"{path}: not a valid saved detector (parts: {exc})") from None
-        if det.decision_scores_ is not None:
-            det.labels_ = (det.decision_scores_ > det.threshold_).astype(np.int64)
-        det.history_, det.fit_seconds_ = [], None
-        return det
+        return detector_io.load(cls, Path(directory), device)
