@@ -9,7 +9,8 @@ import torch
 from netbuilder.core.estimator import DeepClustering
 from netbuilder.core.objectives import cluster_settings
 from netbuilder.core.arrays import raw_rows
-from netbuilder.core.objectives.scan import NeighbourConsistency, nearest_neighbours, scan_loss
+from netbuilder.core.objectives.scan import (NeighbourConsistency, chain_neighbours, mutual_chains,
+                                             nearest_neighbours, scan_loss)
 from netbuilder.metrics import cluster_acc
 
 
@@ -21,6 +22,36 @@ def test_nearest_neighbours_exclude_the_row_itself_even_among_duplicates():
     assert nb[0, 0] == 1 and nb[1, 0] == 0          # the duplicate is the nearest other row
     assert set(nb[2]) == {3, 0} or set(nb[2]) == {3, 1}
     assert nearest_neighbours(x[:2], 5).shape == (2, 1)  # never more neighbours than other rows
+
+
+def test_mutual_chains_link_rows_through_chains_of_mutual_neighbours():
+    # Two evenly spaced lines (10 and 8 points) far apart, and a pair far from both.
+    x = np.concatenate([np.arange(10.0), 100 + np.arange(8.0), [500.0, 501.0]])[:, None].astype(np.float32)
+    nearest = nearest_neighbours(x, 3)
+    chains = mutual_chains(nearest, 2)
+    assert len(set(chains[:10])) == 1 and len(set(chains[10:18])) == 1 and len(set(chains[18:])) == 1
+    assert len(set(chains)) == 3
+    # With one mutual neighbour only, the ends of a line pair off and the line breaks into pieces.
+    assert len(set(mutual_chains(nearest, 1)[:10])) > 1
+
+
+def test_chain_neighbours_draw_from_the_chain_except_tiny_and_oversized_ones():
+    x = np.concatenate([np.arange(10.0), 100 + np.arange(8.0), [500.0, 501.0, 1000.0]])[:, None].astype(np.float32)
+    nearest = nearest_neighbours(x, 2)
+    chains = mutual_chains(nearest, 2)
+    assert (chains == chains[20]).sum() == 1                                  # the far point: a chain of one
+    out = chain_neighbours(nearest, chains, max_size=10, seed=0)
+    assert out.shape == (21, 4) and np.array_equal(out[:, :2], nearest)
+    drawn = out[:18, 2:]
+    assert all(i not in row for i, row in enumerate(drawn))                  # never the row itself
+    assert np.array_equal(chains[drawn], np.repeat(chains[:18, None], 2, 1))  # always from the row's chain
+    assert (np.abs(drawn - np.arange(18)[:, None]) > 2).any()                # and beyond its nearest
+    assert np.array_equal(out[18:, 2:], nearest[18:])   # chains of 2 (at most k + 1) and 1: the nearest again
+    capped = chain_neighbours(nearest, chains, max_size=9, seed=0)
+    assert np.array_equal(capped[:10, 2:], nearest[:10])   # the 10-long chain is larger than a cluster may be
+    assert np.array_equal(capped[10:18], out[10:18])
+    assert np.array_equal(out, chain_neighbours(nearest, chains, max_size=10, seed=0))
+    assert not np.array_equal(out, chain_neighbours(nearest, chains, max_size=10, seed=1))
 
 
 def test_raw_rows_scale_images_and_keep_signals():

@@ -344,8 +344,11 @@ class ClustersScore(AnomalyScore):
         from .objectives import cluster_settings, objective_class
 
         section = (how.spec.get("training") or {}).get("cluster") or {}
+        # SCAN's chains (chain_neighbors) were measured on the clustering stage only: the score keeps plain SCAN,
+        # whose AUCs the README reports, unless the arch's own SCAN section asks for chains.
+        own = section if section.get("loss") == "scan" else {}
         hp = cluster_settings("scan").resolve({"loss": "scan", "epochs": how.cluster_epochs},
-                                              section if section.get("loss") == "scan" else None)
+                                              {"chain_neighbors": 0, **own})
         seed_everything(how.seed)  # as the cluster stage does: the clustering starts from the seed
         log = how.log.info if how.log is not None else None
         objective = objective_class("scan")(hp, how.k, device=how.device, log=log)

@@ -25,7 +25,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 import torch
+from scipy.sparse.csgraph import connected_components
 from sklearn.neighbors import NearestNeighbors
 from torch import nn
 
@@ -49,6 +51,35 @@ def nearest_neighbours(features: np.ndarray, k: int) -> np.ndarray:
     keep = np.ones_like(idx, dtype=bool)
     keep[np.arange(n), first] = False
     return idx[keep].reshape(n, k)
+
+
+def mutual_chains(neighbours: np.ndarray, k: int) -> np.ndarray:
+    """Each row's chain: the label of its connected component in the graph that links two rows when each is among
+    the other's ``k`` nearest (the first ``k`` columns of ``neighbours``)."""
+    n = len(neighbours)
+    k = min(k, neighbours.shape[1])
+    graph = sp.csr_matrix((np.ones(n * k), (np.repeat(np.arange(n), k), neighbours[:, :k].ravel())), shape=(n, n))
+    return connected_components(graph.minimum(graph.T), directed=False)[1]
+
+
+def chain_neighbours(neighbours: np.ndarray, chains: np.ndarray, max_size: int, seed: int) -> np.ndarray:
+    """``neighbours`` (``N × k``) with ``k`` more columns drawn at random (with replacement) from each row's chain,
+    itself excluded. Rows whose chain has at most ``k + 1`` members (its members are then mostly among the row's
+    own nearest) or more than ``max_size`` (larger than a cluster should be) repeat their nearest instead."""
+    n, k = neighbours.shape
+    order = np.argsort(chains, kind="stable")
+    sizes = np.bincount(chains)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    position = np.empty(n, dtype=np.int64)
+    position[order] = np.arange(n) - starts[chains[order]]
+    size = sizes[chains][:, None]
+    # A draw among the other size - 1 members: skip over the row's own position in its chain.
+    draw = np.random.default_rng(seed).integers(0, np.maximum(size - 1, 1), size=(n, k))
+    draw += draw >= position[:, None]
+    draw = np.minimum(draw, size - 1)   # a chain of one has no one else to draw (and is not used)
+    drawn = order[starts[chains][:, None] + draw]
+    use = (size > k + 1) & (size <= max_size)
+    return np.concatenate([neighbours, np.where(use, drawn, neighbours)], axis=1)
 
 
 def scan_loss(p: torch.Tensor, p_neighbour: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,6 +106,10 @@ class NeighbourConsistency(HeadPredictions, Objective):
     settings = (
         Setting("scan_neighbors", 5, "Nearest neighbours each sample's cluster must agree with (scan).", int,
                 minimum=1),
+        Setting("chain_neighbors", 3, "Also draw as many neighbours again from each sample's chain: its connected "
+                "component in the graph linking two samples when each is among the other's this many nearest (the "
+                "poses of one object), when the chain is no larger than the mean cluster; 0: off (scan).", int,
+                minimum=0),
         Setting("neighbor_space", "input", "Where the neighbours are mined: the raw input (pixels / standardised "
                 "windows) or the pretrained codes (scan).", str, choices=("input", "codes")),
         Setting("entropy_weight", 2.0, "Weight of the equal-cluster-use term (scan).", float, minimum=0),
@@ -100,7 +135,15 @@ class NeighbourConsistency(HeadPredictions, Objective):
         self.model, self.seed = model, int(seed)
         self.centres = centres
         space = codes if self.hp["neighbor_space"] == "codes" else raw_rows(images)
-        self.neighbours = torch.from_numpy(nearest_neighbours(space, int(self.hp["scan_neighbors"])))
+        k, chain_k = int(self.hp["scan_neighbors"]), int(self.hp["chain_neighbors"])
+        nearest = nearest_neighbours(space, max(k, chain_k))
+        neighbours = nearest[:, :k]
+        if chain_k:
+            chains = mutual_chains(nearest, chain_k)
+            neighbours = chain_neighbours(neighbours, chains, len(space) // self.k, self.seed)
+            self.say(f"scan: {k} nearest neighbours per sample and {k} from its chain ({chains.max() + 1} chains "
+                     f"of mutual {chain_k}-nearest neighbours)")
+        self.neighbours = torch.from_numpy(neighbours)
         self.say(f"scan: {self.neighbours.shape[1]} neighbours per sample mined in the {self.hp['neighbor_space']}")
         with torch.random.fork_rng(devices=[]):  # the heads' initial weights, without touching the global stream
             torch.manual_seed(self.seed)
