@@ -55,7 +55,13 @@ RECIPES: dict[str, list[tuple[str, str, list[str]]]] = {
                               "cluster -d MNIST -a dcec-l2",
                               "metrics -d MNIST -a dcec-l2"]),
     ],
+    # COIL-20's default since the 22nd stop (coil-scan: the auto recipe for 1x128x128, pooled to 32 px), with
+    # UMAP + k-means on the same pretrained codes beside it.
     "coil20": [
+        ("COIL20", "coil-scan", ["pretrain -d COIL20", "cluster -d COIL20 --loss none --manifold umap",
+                                 "cluster -d COIL20"]),
+    ],
+    "coil20-conv-l2": [
         ("COIL20", "coil-conv-l2", ["pretrain -d COIL20 -a coil-conv-l2", "cluster -d COIL20 -a coil-conv-l2"]),
     ],
     # The auto recipe on small data: DIGITS and COIL-20 at 32 px, at least 1,000 pretraining steps (min_steps);

@@ -37,13 +37,19 @@ def test_depth_kernels_and_filters_follow_the_rule() -> None:
     mnist = auto_arch((1, 28, 28), 10)
     assert [(c["filters"], c["kernel_size"], c["stride"]) for c in _convs(mnist)] == [(32, 5, 2), (64, 5, 2), (128, 3, 2)]
     assert mnist["defaults"]["conv"] == {"activation": "relu", "padding": "same"}
+    # sides over 32 px are average-pooled first, by the least integer factor that brings each to at most 32
     big = auto_spec((3, 128, 128))
-    assert [c["filters"] for c in _convs(big)] == [32, 64, 128, 256, 256]  # doubling, at most 256
-    assert [c["kernel_size"] for c in _convs(big)] == [5, 5, 5, 5, 3]
+    assert big["encoder"][0] == {"type": "avgpool", "pool_size": 4, "stride": 4}
+    assert big["encoder"][1:] == auto_spec((3, 32, 32))["encoder"]
+    assert auto_arch((3, 96, 40))["encoder"][0] == {"type": "avgpool", "pool_size": [3, 2]}
+    assert auto_arch((1, 32, 32))["encoder"][0]["type"] == "conv"        # 32 px: no pooling
+    wide = auto_spec((1, 8, 400))                                        # 400 / 13 = 30, then doubling filters
+    assert [c["filters"] for c in _convs(wide)] == [32, 64, 128] and wide["encoder"][0]["pool_size"] == [1, 13]
     assert len(_convs(auto_arch((1, 8, 8)))) == 1 and _convs(auto_arch((1, 8, 8)))[0]["kernel_size"] == 3
     # the last map is at most 4 px on its longer side
     model = build_autoencoder(auto_spec((3, 96, 40)))
-    assert max(model.summary()[len(_convs(auto_arch((3, 96, 40)))) - 1]["output_shape"][1:]) <= 4
+    assert max(model.summary()[len(_convs(auto_arch((3, 96, 40))))]["output_shape"][1:]) <= 4
+    assert tuple(model.summary()[0]["output_shape"]) == (3, 32, 20)
     # tiny images and vectors: a dense stack, like digits-dense (≤ 256 inputs) or dec-dense
     assert [layer.get("units") for layer in auto_arch((1, 4, 4))["encoder"]] == [None, 256, 128, 10]
     assert [layer["units"] for layer in auto_arch((784,))["encoder"]] == [500, 500, 2000, 10]
@@ -68,14 +74,16 @@ def test_code_size_and_the_rest_of_the_spec() -> None:
     assert auto_arch((3, 64, 64), 4) == auto_arch([3, 64, 64], 4)  # depends on the shape and k only
 
 
-@pytest.mark.parametrize("file,name,shape,threads", [("digits.json", "digits-scan", (1, 8, 8), 1),
-                                                      ("mnist.json", "mnist-scan", (1, 28, 28), None)])
-def test_the_shipped_default_is_the_auto_recipe(file: str, name: str, shape: tuple[int, ...],
+@pytest.mark.parametrize("file,name,shape,k,threads", [("digits.json", "digits-scan", (1, 8, 8), 10, 1),
+                                                        ("mnist.json", "mnist-scan", (1, 28, 28), 10, None),
+                                                        ("coil20.json", "coil-scan", (1, 128, 128), 20, None)])
+def test_the_shipped_default_is_the_auto_recipe(file: str, name: str, shape: tuple[int, ...], k: int,
                                                 threads: int | None) -> None:
-    # issue 17's "one recipe": DIGITS' and MNIST's shipped defaults are what -a auto derives for their images and
-    # 10 clusters, with their own names and descriptions (DIGITS pins the thread count: its float sums depend on it)
+    # issue 17's "one recipe": DIGITS', MNIST's and COIL-20's shipped defaults are what -a auto derives for their
+    # images and classes, with their own names and descriptions (DIGITS pins the thread count: its float sums
+    # depend on it)
     shipped = load_arch_file(ROOT / "netbuilder" / "archs" / file)[0]
-    derived = auto_spec(shape, 10)
+    derived = auto_spec(shape, k)
     assert shipped["name"] == name and shipped["training"].pop("threads", None) == threads
     for key in ("name", "description"):
         shipped.pop(key), derived.pop(key)

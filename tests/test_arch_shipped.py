@@ -23,7 +23,7 @@ def test_shipped_files_exist_with_expected_names() -> None:
     names = {f.name: [s["name"] for s in load_arch_file(f)] for f in ARCH_FILES}
     # arch 0 is the default; original-c5 stays at index 1 (the predecessor's `-a 1`)
     assert names["mnist.json"] == ["mnist-scan", "original-c5", "dcec", "dec-dense", "dcec-l2-bce", "dcec-l2"]
-    assert names["coil20.json"] == ["coil-conv-l2", "coil-conv"]
+    assert names["coil20.json"] == ["coil-scan", "coil-conv-l2", "coil-conv"]
     assert names["digits.json"] == ["digits-scan", "digits-dense", "digits-dense-l2", "digits-conv"]
 
 

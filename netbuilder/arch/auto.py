@@ -2,7 +2,8 @@
 
 The rule (also in ``netbuilder/archs/README.md``):
 
-- images ``[C, H, W]``: stride-2 convolutions with "same" padding and relu, filters 32, 64, 128, 256, 256, …
+- images ``[C, H, W]``: a side longer than 32 px is first average-pooled by the least integer factor that brings
+  it to at most 32 (128 → 32, 64 → 32, 100 → 25); then stride-2 convolutions with "same" padding and relu, filters 32, 64, 128, 256, 256, …
   (doubling from 32, at most 256), kernel 5 while the layer's input is longer than 8 px on its longer side and
   3 after (28 → 14 → 7 → 4 gives dcec-l2's kernels 5, 5, 3), added until the longer side is at most 4 px; then
   flatten and a linear dense code. Images of at most 4x4 px are flattened into the vector rule.
@@ -14,7 +15,8 @@ The rule (also in ``netbuilder/archs/README.md``):
   lr 1e-3, batch 256, 20 epochs), with at least 1,000 optimisation steps: smaller datasets train more epochs
   (``min_steps``); images train at most about 1,000 (``max_steps``: larger datasets train fewer epochs).
 - clustering: images by neighbour consistency (SCAN: cluster heads on the encoder that give each image and one of
-  its 5 nearest neighbours in pixel space the same cluster, both randomly shifted and rotated; about 3,000 steps),
+  its 5 nearest neighbours in pixel space, or one of 5 images drawn from its chain of mutual 3-nearest neighbours,
+  the same cluster, both randomly shifted and rotated; about 3,000 steps),
   then, on at least 500 images per cluster of at least 28 px on their shorter side, 9 epochs of self-labelling
   from SCAN's clusters;
   vectors, which have no shifts or rotations to learn from, by k-means on a UMAP embedding of the codes (N2D).
@@ -31,6 +33,9 @@ AUTO = "auto"
 """The ``-a`` value (and the arch's name) of the derived architecture."""
 
 SMALL_SIDE = 4        # stop downsampling once the longer side is at most this
+# Images longer than this on a side are average-pooled to at most it first (then the usual convs): CPU minutes
+# rather than hours on large photos, while SCAN still mines its neighbours in the full-size pixels.
+WORK_SIDE = 32
 LARGE_KERNEL_ABOVE = 8  # kernel 5 while a conv's input is longer than this, else 3
 FIRST_FILTERS = 32
 MAX_FILTERS = 256
@@ -95,8 +100,14 @@ def _encoder(shape: list[int], code: int) -> tuple[list[dict[str, Any]], dict[st
     """The encoder layers and the arch's ``defaults`` for an input shape."""
     code_layer = {"type": "dense", "units": code, "activation": "linear"}
     if len(shape) > 1 and max(shape[1:]) > SMALL_SIDE:
-        convs, _ = _conv_stack(shape[1:])
-        return convs + [{"type": "flatten"}, code_layer], {"conv": {"activation": "relu", "padding": "same"}}
+        factors = [-(-s // WORK_SIDE) for s in shape[1:]]   # per side: the least integer that brings it to WORK_SIDE
+        pool: list[dict[str, Any]] = []
+        sides = shape[1:]
+        if max(factors) > 1:
+            pool = [{"type": "avgpool", "pool_size": factors[0] if len(set(factors)) == 1 else factors}]
+            sides = [s // f for s, f in zip(sides, factors)]
+        convs, _ = _conv_stack(sides)
+        return pool + convs + [{"type": "flatten"}, code_layer], {"conv": {"activation": "relu", "padding": "same"}}
     size = 1
     for s in shape:
         size *= s
@@ -110,6 +121,9 @@ def _describe(encoder: list[dict[str, Any]]) -> str:
     for layer in encoder:
         if layer["type"] == "dense":
             parts.append(f"dense {layer['units']}")
+        elif layer["type"] == "avgpool":
+            size = layer["pool_size"]
+            parts.append(f"avgpool {size if isinstance(size, int) else 'x'.join(map(str, size))}")
         elif layer["type"] != "flatten":
             parts.append(f"{layer['type']} {layer['filters']}@{layer['kernel_size']} s2")
     return ", ".join(parts)
@@ -130,7 +144,7 @@ def auto_arch(input_shape: Iterable[int], n_clusters: int | None = None) -> dict
     else:
         code = code_size(n_clusters)
         encoder, defaults = _encoder(shape, code)
-        images = encoder[0]["type"] == "conv"
+        images = any(layer["type"] == "conv" for layer in encoder)
         clustered = ("neighbour consistency (SCAN) on pixel neighbours, with shifted and rotated images, then "
                      "self-labelling on at least 500 images per cluster of at least 28 px" if images
                      else "k-means on a UMAP embedding of the codes")

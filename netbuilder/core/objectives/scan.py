@@ -7,6 +7,17 @@ loop's random shifts and rotations (``augment``), so the heads learn what a clas
 pixels two neighbours share. Several heads are trained on the same encoder at once; the one with the lowest loss
 over the last epoch gives the clusters (label-free, as in SCAN).
 
+Chains (``chain_neighbors``, netbuilder's addition): nearest neighbours tie each sample only to its few closest,
+so a class that is a long chain of gradually changing samples (an object photographed from 72 angles, a slowly
+drifting process) can be cut in two wherever the equal-use term prefers. Two samples each among the other's 3
+nearest are linked, and a sample's chain is everything linked to it through such links (the connected component
+of the mutual-neighbour graph, as FINCH builds clusters from first-neighbour links). Half of each sample's
+neighbour table is then drawn from its chain, so SCAN pulls the whole chain into one cluster. Mutual links at 3
+neighbours are conservative: their chains were 100 % one class on COIL-20 and DIGITS and 97.6 % on MNIST; at 4,
+MNIST's chains merge into one of 40,669 images. A chain larger than the mean cluster (n / k) cannot be one cluster
+and is not used. Measured (README): COIL-20 at 32 px, auto arch, seed 0: ACC 0.793 → 0.999; MNIST and DIGITS
+about unchanged.
+
 On many, large enough images (at least ``self_label_min_size`` per cluster on average, at least
 ``self_label_min_side`` pixels on their shorter side) SCAN's clusters then become the labels of a self-labelling
 run (:mod:`.selflabel`, SCAN's own last step) for ``self_label_epochs`` epochs at a tenth of the learning rate.
