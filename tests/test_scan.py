@@ -133,6 +133,22 @@ def test_scan_mines_neighbours_in_the_codes_when_asked(monkeypatch):
     assert seen[0][1] == 10 and seen[1][1] == 64   # the auto arch's 10-dim codes, then the 8×8 pixels
 
 
+def test_scan_adds_chain_neighbours_unless_turned_off(monkeypatch):
+    import netbuilder.core.objectives.scan as scan
+
+    tables = []
+    real = scan.chain_neighbours
+    monkeypatch.setattr(scan, "chain_neighbours", lambda *a, **kw: tables.append(real(*a, **kw)) or tables[-1])
+    x, y = _blobs(30)
+    _fit(x, epochs=1)
+    assert len(tables) == 1 and tables[0].shape == (120, 10)     # 5 nearest, then 5 from the chain
+    chains = scan.mutual_chains(tables[0][:, :5], 3)
+    assert all(len(set(y[chains == c])) == 1 for c in set(chains))   # on easy data every chain is one pattern
+    assert np.array_equal(y[tables[0][:, 5:]], np.repeat(y[:, None], 5, 1))
+    _fit(x, epochs=1, chain_neighbors=0)
+    assert len(tables) == 1                                      # off: plain SCAN's table
+
+
 def test_scan_brings_its_own_loop_defaults_and_leaves_the_others_alone():
     scan, kld = cluster_settings("scan").defaults(), cluster_settings("kld").defaults()
     assert (scan["epochs"], scan["batch_size"], scan["lr"], scan["augment"]) == (200, 128, 1e-3, True)
