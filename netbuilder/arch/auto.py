@@ -3,9 +3,9 @@
 The rule (also in ``netbuilder/archs/README.md``):
 
 - images ``[C, H, W]``: a side longer than 32 px is first average-pooled by the least integer factor that brings
-  it to at most 32 (128 → 32, 64 → 32, 100 → 25); then stride-2 convolutions with "same" padding and relu, filters 32, 64, 128, 256, 256, …
-  (doubling from 32, at most 256), kernel 5 while the layer's input is longer than 8 px on its longer side and
-  3 after (28 → 14 → 7 → 4 gives dcec-l2's kernels 5, 5, 3), added until the longer side is at most 4 px; then
+  it to at most 32 (128 → 32, 64 → 32, 100 → 25); then stride-2 convolutions with "same" padding and relu,
+  filters doubling from 32 (at most 256), kernel 5 while the layer's input is longer than 8 px on its longer side
+  and 3 after (28 → 14 → 7 → 4 gives dcec-l2's kernels 5, 5, 3), added until the longer side is at most 4 px; then
   flatten and a linear dense code. Images of at most 4x4 px are flattened into the vector rule.
 - signals ``[C, L]``: the 1-D rule of :mod:`netbuilder.arch.auto_signal` (its own filter cap and training length).
 - vectors ``[D]``: dense 256-128 when D ≤ 256 (like digits-dense), else 500-500-2000 (like dec-dense), relu,
