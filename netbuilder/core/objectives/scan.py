@@ -149,13 +149,13 @@ class NeighbourConsistency(HeadPredictions, Objective):
         k, chain_k = int(self.hp["scan_neighbors"]), int(self.hp["chain_neighbors"])
         nearest = nearest_neighbours(space, max(k, chain_k))
         neighbours = nearest[:, :k]
+        chained = ""
         if chain_k:
             chains = mutual_chains(nearest, chain_k)
             neighbours = chain_neighbours(neighbours, chains, len(space) // self.k, self.seed)
-            self.say(f"scan: {k} nearest neighbours per sample and {k} from its chain ({chains.max() + 1} chains "
-                     f"of mutual {chain_k}-nearest neighbours)")
+            chained = f" and {k} from its chain ({chains.max() + 1} chains of mutual {chain_k}-nearest neighbours)"
         self.neighbours = torch.from_numpy(neighbours)
-        self.say(f"scan: {self.neighbours.shape[1]} neighbours per sample mined in the {self.hp['neighbor_space']}")
+        self.say(f"scan: {k} nearest neighbours per sample{chained}, mined in the {self.hp['neighbor_space']}")
         with torch.random.fork_rng(devices=[]):  # the heads' initial weights, without touching the global stream
             torch.manual_seed(self.seed)
             self.heads = nn.ModuleList(nn.Linear(codes.shape[1], self.k) for _ in range(int(self.hp["heads"])))
