@@ -39,29 +39,16 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from scipy.sparse.csgraph import connected_components
-from sklearn.neighbors import NearestNeighbors
 from torch import nn
 
 from ...settings import Setting
 from ..arrays import raw_rows
+from ..neighbours import nearest_neighbours
 from ...train.augment import random_affine
 from ...train.batches import as_uint8_tensor, to_float_batch
 from ...train.loop import epoch_steps
 from .base import HeadPredictions, Objective, register_objective
 from .selflabel import TEMPERATURE
-
-
-def nearest_neighbours(features: np.ndarray, k: int) -> np.ndarray:
-    """The indices (``N × k``) of each row's ``k`` nearest other rows in Euclidean distance."""
-    n = len(features)
-    k = min(k, n - 1)
-    _, idx = NearestNeighbors(n_neighbors=k + 1).fit(features).kneighbors(features)
-    # A duplicate of the row may come before the row itself: drop the row's own index wherever it sits.
-    own = idx == np.arange(n)[:, None]
-    first = np.where(own.any(1), own.argmax(1), k)
-    keep = np.ones_like(idx, dtype=bool)
-    keep[np.arange(n), first] = False
-    return idx[keep].reshape(n, k)
 
 
 def mutual_chains(neighbours: np.ndarray, k: int) -> np.ndarray:

