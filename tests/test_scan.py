@@ -9,19 +9,9 @@ import torch
 from netbuilder.core.estimator import DeepClustering
 from netbuilder.core.objectives import cluster_settings
 from netbuilder.core.arrays import raw_rows
-from netbuilder.core.objectives.scan import (NeighbourConsistency, chain_neighbours, mutual_chains,
-                                             nearest_neighbours, scan_loss)
+from netbuilder.core.neighbours import nearest_neighbours
+from netbuilder.core.objectives.scan import NeighbourConsistency, chain_neighbours, mutual_chains, scan_loss
 from netbuilder.metrics import cluster_acc
-
-
-def test_nearest_neighbours_exclude_the_row_itself_even_among_duplicates():
-    x = np.array([[0.0], [0.0], [1.0], [1.1], [5.0]], np.float32)
-    nb = nearest_neighbours(x, 2)
-    assert nb.shape == (5, 2)
-    assert all(i not in row for i, row in enumerate(nb))
-    assert nb[0, 0] == 1 and nb[1, 0] == 0          # the duplicate is the nearest other row
-    assert set(nb[2]) == {3, 0} or set(nb[2]) == {3, 1}
-    assert nearest_neighbours(x[:2], 5).shape == (2, 1)  # never more neighbours than other rows
 
 
 def test_mutual_chains_link_rows_through_chains_of_mutual_neighbours():

@@ -46,16 +46,14 @@ def _plain(features: np.ndarray, k: int) -> np.ndarray:
 
 
 def _pruned(features: np.ndarray, k: int) -> np.ndarray:
-    x = torch.from_numpy(features).double()
-    sq = (x * x).sum(1)
-    mean = x.mean(0)
-    _, axes = torch.linalg.eigh(x.T @ x - len(x) * torch.outer(mean, mean))
-    axes = axes[:, -PRUNE_DIMS:]
-    projected = x @ axes - mean @ axes
-    # The rest of each row, off those axes, enters as one more coordinate, its length: by the triangle
-    # inequality ‖ri − rj‖ ≥ |‖ri‖ − ‖rj‖|, so the bound tightens at the cost of one more dimension.
-    rest = (sq - 2 * x @ mean + mean @ mean - (projected * projected).sum(1)).clamp_min(0).sqrt()
-    z = torch.cat([projected, rest[:, None]], 1).float()
+    # float32 rows, float64 blocks: the arithmetic is float64 without a float64 copy of the data.
+    x = torch.from_numpy(features)
+    blocks = [slice(s, s + 8192) for s in range(0, len(x), 8192)]
+    sq = torch.cat([(x[b].double() ** 2).sum(1) for b in blocks])
+    mean = x.double().mean(0) if len(blocks) == 1 else sum(x[b].double().sum(0) for b in blocks) / len(x)
+    scatter = sum(x[b].double().T @ x[b].double() for b in blocks) - len(x) * torch.outer(mean, mean)
+    axes = torch.linalg.eigh(scatter)[1][:, -PRUNE_DIMS:]
+    z = torch.cat([_bound_coordinates(x[b].double(), mean, axes) for b in blocks]).float()
     z_sq = (z * z).sum(1)
     # float32 rounding of a projected distance is at most (dims × 2⁻²⁴) × (‖zi‖² + ‖zj‖²) ≈ 1e-5 × that sum:
     # the margin is ten times more.
@@ -71,14 +69,24 @@ def _pruned(features: np.ndarray, k: int) -> np.ndarray:
         out[rows], kth = _exact_order(x, sq, rows, candidates[:, :-1], k)
         left_out = nearest[:, -1].double() + z_sq[rows].double()
         unsure.extend(rows[kth >= left_out - margin[rows]].tolist())
-    for start in range(0, len(unsure), _CHUNK):
-        rows = torch.tensor(unsure[start:start + _CHUNK])
-        full = torch.addmm(sq[None, :], x[rows], x.T, alpha=-2)
-        full[torch.arange(len(rows)), rows] = float("inf")
+    for start in range(0, len(unsure), _CHUNK // 4):   # a quarter: these blocks are float64
+        rows = torch.tensor(unsure[start:start + _CHUNK // 4])
+        mine = x[rows].double()
         # float64 distances: rounding (~1e-12) is far below any gap the exact order below has to resolve.
+        full = torch.cat([torch.addmm(sq[b][None, :], mine, x[b].double().T, alpha=-2) for b in blocks], 1)
+        full[torch.arange(len(rows)), rows] = float("inf")
         candidates = full.topk(PRUNE_CANDIDATES, dim=1, largest=False).indices
         out[rows], _ = _exact_order(x, sq, rows, candidates, k)
     return out
+
+
+def _bound_coordinates(x: torch.Tensor, mean: torch.Tensor, axes: torch.Tensor) -> torch.Tensor:
+    """Rows' coordinates on ``axes`` and, as one more coordinate, the length of the rest of the row: by the
+    triangle inequality ‖ri − rj‖ ≥ |‖ri‖ − ‖rj‖|, so this tightens the bound at the cost of one dimension."""
+    centred = x - mean
+    projected = centred @ axes
+    rest = ((centred * centred).sum(1) - (projected * projected).sum(1)).clamp_min(0).sqrt()
+    return torch.cat([projected, rest[:, None]], 1)
 
 
 def _exact_order(x: torch.Tensor, sq: torch.Tensor, rows: torch.Tensor, candidates: torch.Tensor,
@@ -89,7 +97,8 @@ def _exact_order(x: torch.Tensor, sq: torch.Tensor, rows: torch.Tensor, candidat
     # 32 rows at a time: their gathered candidates (32 × C × D float64) stay in cache, 2× faster than 512.
     for block in range(0, len(rows), 32):
         r, c = rows[block:block + 32], candidates[block:block + 32]
-        dist = torch.baddbmm(sq[c][:, :, None], x[c], x[r][:, :, None], alpha=-2).squeeze(2) + sq[r, None]
+        dist = torch.baddbmm(sq[c][:, :, None], x[c].double(), x[r].double()[:, :, None],
+                             alpha=-2).squeeze(2) + sq[r, None]
         by_index = c.sort(1)
         order = torch.sort(dist.gather(1, by_index.indices), dim=1, stable=True)
         nearest.append(by_index.values.gather(1, order.indices[:, :k]))
