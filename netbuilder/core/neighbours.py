@@ -1,8 +1,9 @@
 """Exact k-nearest-neighbour search (Euclidean) for SCAN's neighbour tables.
 
-Up to ``PLAIN_MAX_ROWS`` rows, scikit-learn's brute-force search does it in seconds. Above, every row's distance to
-every other row is the cost (MNIST's 70,000 × 70,000 × 784 pixels: 80 s on two cores), and a search pruned by a
-lower bound gives the same neighbours in a fraction of it:
+Up to ``PLAIN_MAX_ROWS`` rows, or with rows of at most ``2 × PRUNE_DIMS`` values (little to prune), scikit-learn's
+brute-force search does it. On more rows, every row's distance to every other row is the cost (MNIST's 70,000 ×
+70,000 × 784 pixels: 80 s on two cores), and a search pruned by a lower bound gives the same neighbours in a
+fraction of it:
 
 1. Project the rows onto their ``PRUNE_DIMS`` leading principal axes, plus the length of what is left of each row
    as one more coordinate. The distance between two such projections is never more than the distance between the
@@ -52,7 +53,7 @@ def _pruned(features: np.ndarray, k: int) -> np.ndarray:
     x = torch.from_numpy(features)
     blocks = [slice(s, s + 8192) for s in range(0, len(x), 8192)]
     sq = torch.cat([(x[b].double() ** 2).sum(1) for b in blocks])
-    mean = x.double().mean(0) if len(blocks) == 1 else sum(x[b].double().sum(0) for b in blocks) / len(x)
+    mean = sum(x[b].double().sum(0) for b in blocks) / len(x)
     scatter = sum(x[b].double().T @ x[b].double() for b in blocks) - len(x) * torch.outer(mean, mean)
     axes = torch.linalg.eigh(scatter)[1][:, -PRUNE_DIMS:]
     z = torch.cat([_bound_coordinates(x[b].double(), mean, axes) for b in blocks]).float()
