@@ -3,6 +3,7 @@
 of combining the two scores; one JSON line per digit, then the means.
 
     NETBUILDER_DATA=../shared/data python bench/contaminated_clusters.py --seed 0      # about 46 minutes here
+    python bench/contaminated_clusters.py --dataset DIGITS --seed 0                     # about 4 minutes
 
 The ``clusters`` column is the detector's own score: ``netbuilder anomaly -d MNIST --split test -a auto --protocol
 contaminated --anomaly-ratio 0.01 --contamination 0.01 --score clusters --target D`` gives the same AUC. The
@@ -16,14 +17,17 @@ import argparse
 import json
 import os
 import time
+from typing import Any
 
 import numpy as np
+import torch
 from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score
 
 from netbuilder.anomaly.estimator import AutoencoderAnomalyDetector
 from netbuilder.anomaly.protocols import make_split
 from netbuilder.clustering import kmeans
+from netbuilder.core import clustering as core_clustering
 from netbuilder.core import scores
 from netbuilder.datasets import load_dataset
 from netbuilder.train import encode_all
@@ -33,19 +37,31 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--digits", default="0,1,2,3,4,5,6,7,8,9")
-    ap.add_argument("--dump", default=None, help="folder for one .npz per digit: labels, both codes, both scores")
+    ap.add_argument("--dataset", default="MNIST", help="MNIST (its test split) or DIGITS (all of it)")
+    ap.add_argument("--dump", default=None, help="folder for one .npz per digit (labels, both codes, both scores, "
+                    "the heads' probabilities, the pretrained reconstruction error) and both models' weights")
     args = ap.parse_args()
-    ds = load_dataset("MNIST", data_dir=os.environ.get("NETBUILDER_DATA"), split="test", progress=False)
-    stash: dict[str, np.ndarray] = {}
+    split_name = "test" if args.dataset.upper() == "MNIST" else "all"
+    ds = load_dataset(args.dataset, data_dir=os.environ.get("NETBUILDER_DATA"), split=split_name, progress=False)
+    stash: dict[str, Any] = {}
     fit = scores.ClustersScore.fit
+    fit_clustering = core_clustering.fit_clustering
 
     def fit_and_keep_the_pretrained_score(self, model, X, how):
         codes = encode_all(model, X, how.device)
         _, centroids = kmeans(codes, how.k, n_init=10, seed=how.seed)
         stash["pre"], stash["pre_codes"] = scores.cosine_score(codes, centroids), codes
+        if args.dump:
+            stash["pre_recon"] = scores.get_score("recon").score(model, X, how.device, None)
+            stash["pre_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
         return fit(self, model, X, how)  # it reseeds before SCAN: the clusters score is unchanged by this
 
+    def fit_clustering_and_keep(*a, **kw):
+        stash["result"] = res = fit_clustering(*a, **kw)
+        return res
+
     scores.ClustersScore.fit = fit_and_keep_the_pretrained_score
+    core_clustering.fit_clustering = fit_clustering_and_keep
     rows = []
     for digit in (int(d) for d in args.digits.split(",")):
         t0 = time.perf_counter()
@@ -60,8 +76,12 @@ def main() -> None:
         rows.append(row)
         if args.dump:
             os.makedirs(args.dump, exist_ok=True)
-            np.savez(os.path.join(args.dump, f"digit{digit}-seed{args.seed}.npz"), y=y, pre=pre, post=post,
-                     pre_codes=stash["pre_codes"], post_codes=encode_all(det.model_, split.train_images, "cpu"))
+            stem = os.path.join(args.dump, f"digit{digit}-seed{args.seed}")
+            res = stash["result"]
+            np.savez(stem + ".npz", y=y, pre=pre, post=post, pre_codes=stash["pre_codes"],
+                     post_codes=encode_all(det.model_, split.train_images, "cpu"), q=res.q, pred=res.pred,
+                     pre_recon=stash["pre_recon"])
+            torch.save({"pre": stash["pre_state"], "post": det.model_.state_dict()}, stem + ".pt")
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
     print(json.dumps({"mean": {k: round(float(np.mean([r[k] for r in rows])), 4) for k in rows[0] if k != "digit"}}))
 
