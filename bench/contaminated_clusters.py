@@ -9,7 +9,9 @@ The ``clusters`` column is the detector's own score: ``netbuilder anomaly -d MNI
 contaminated --anomaly-ratio 0.01 --contamination 0.01 --score clusters --target D`` gives the same AUC. The
 pre-SCAN codes are read by wrapping the score's ``fit``, which receives the pretrained model before it trains SCAN.
 The ``rank`` column is what ``--score cosine+clusters`` gives (the mean of the two ranks; ``--score cosine+clusters
---all-classes`` reports it with both parts' AUCs, without this script's ``sum`` and ``max_rank``).
+--all-classes`` reports it with both parts' AUCs, without this script's ``sum`` and ``max_rank``). ``clusters_knn``
+scores the same trained codes by their neighbourhoods (``--score clusters-knn``), and ``rank3`` is ``--score
+cosine+clusters+clusters-knn``.
 """
 from __future__ import annotations
 
@@ -69,9 +71,13 @@ def main() -> None:
         det = AutoencoderAnomalyDetector("auto", score="clusters", n_clusters=split.n_clusters, contamination=0.01,
                                          seed=args.seed, device="cpu").fit(split.train_images)
         y, post, pre = split.test_labels, det.decision_scores_, stash["pre"]
+        post_codes = encode_all(det.model_, split.train_images, "cpu")
+        knn = scores.neighbourhood_score(post_codes, post_codes)
         row = {"digit": digit, "clusters": roc_auc_score(y, post), "pre": roc_auc_score(y, pre),
                "sum": roc_auc_score(y, pre + post), "rank": roc_auc_score(y, rankdata(pre) + rankdata(post)),
                "max_rank": roc_auc_score(y, np.maximum(rankdata(pre), rankdata(post))),
+               "clusters_knn": roc_auc_score(y, knn),
+               "rank3": roc_auc_score(y, sum(rankdata(v, "max") for v in (pre, post, knn))),
                "s": time.perf_counter() - t0}
         rows.append(row)
         if args.dump:
@@ -79,7 +85,7 @@ def main() -> None:
             stem = os.path.join(args.dump, f"digit{digit}-seed{args.seed}")
             res = stash["result"]
             np.savez(stem + ".npz", y=y, pre=pre, post=post, pre_codes=stash["pre_codes"],
-                     post_codes=encode_all(det.model_, split.train_images, "cpu"), q=res.q, pred=res.pred,
+                     post_codes=post_codes, q=res.q, pred=res.pred,
                      pre_recon=stash["pre_recon"])
             torch.save({"pre": stash["pre_state"], "post": det.model_.state_dict()}, stem + ".pt")
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), flush=True)

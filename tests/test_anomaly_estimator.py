@@ -10,6 +10,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from netbuilder.anomaly import AutoencoderAnomalyDetector, cosine_score, evaluate, make_split
+from netbuilder.core.scores import neighbourhood_score
 from netbuilder.datasets import load_dataset
 from netbuilder.errors import NetbuilderError
 
@@ -103,7 +104,8 @@ def test_cosine_score_uses_the_model_codes_and_kmeans_centroids(digits, device):
 
 def test_clusters_score_trains_the_encoder_to_cluster_and_finds_the_rare_class(digits, device):
     """DIGITS' nines at 1 % among the other digits (the contaminated protocol), auto arch, seed 0: ``cosine`` on
-    the pretrained codes measured AUC 0.56, ``clusters`` (the same codes after SCAN) 0.87."""
+    the pretrained codes measured AUC 0.56, ``clusters`` (the same codes after SCAN) 0.87, ``clusters-knn`` (their
+    neighbourhoods) 0.91."""
     sp = make_split("contaminated", digits, 9, anomaly_ratio=0.01)
     aucs = {}
     for score in ("cosine", "clusters"):
@@ -113,26 +115,32 @@ def test_clusters_score_trains_the_encoder_to_cluster_and_finds_the_rare_class(d
     assert det.centroids_.shape == (9, 10)
     x = sp.train_images[:20]
     assert np.allclose(det.decision_function(x), cosine_score(det.encode(x), det.centroids_))
+    codes = det.encode(sp.train_images)
+    aucs["clusters-knn"] = evaluate(sp.test_labels, neighbourhood_score(codes, codes), 1.0)["auc"]
     assert aucs["clusters"] > 0.8 and aucs["clusters"] > aucs["cosine"] + 0.15, aucs
+    assert aucs["clusters-knn"] > 0.85, aucs
 
 
 @pytest.mark.filterwarnings("ignore::netbuilder.anomaly.TrainingCollapseWarning")  # 3 epochs: undertrained
-def test_a_combined_score_averages_the_ranks_of_its_parts_and_is_saved_with_them(digits, tmp_path, device):
-    """``cosine+clusters`` on a short run: its training scores are the mean rank of what ``cosine`` and
-    ``clusters`` give alone with the same seed (``clusters`` trains a copy, so ``cosine`` sees the pretrained
-    model), and a saved detector scores new images the same."""
+@pytest.mark.parametrize("mix", ["cosine+clusters", "cosine+clusters+clusters-knn"])
+def test_a_combined_score_averages_the_ranks_of_its_parts_and_is_saved_with_them(mix, digits, tmp_path, device):
+    """A combined score on a short run: its training scores are the mean rank of what its parts give alone with
+    the same seed (``clusters`` trains a copy, so ``cosine`` sees the pretrained model; ``clusters-knn`` scores
+    that same copy), and a saved detector scores new images the same."""
     from scipy.stats import rankdata
 
+    names = mix.split("+clusters")[0], "clusters", *(["clusters-knn"] if mix.endswith("knn") else [])
     sp = make_split("contaminated", digits, 3, anomaly_ratio=0.05)
     x = sp.train_images[:400]
     dets = {score: AutoencoderAnomalyDetector("digits-dense-l2", "DIGITS", score=score, epochs=3, cluster_epochs=2,
                                               n_clusters=sp.n_clusters, seed=0, device=str(device)).fit(x)
-            for score in ("cosine", "clusters", "cosine+clusters")}
-    mixed = dets["cosine+clusters"]
-    parts = [rankdata(dets[s].decision_scores_, "max") / len(x) for s in ("cosine", "clusters")]
+            for score in (*names, mix)}
+    mixed = dets[mix]
+    parts = [rankdata(dets[s].decision_scores_, "max") / len(x) for s in names]
     assert np.allclose(mixed.decision_scores_, np.mean(parts, axis=0), atol=1e-12)
-    assert [p.name for p in mixed.parts_] == ["cosine", "clusters"]
+    assert [p.name for p in mixed.parts_] == list(names)
     assert mixed.parts_[0].model is None and mixed.parts_[1].model is not None   # only clusters changed a model
+    assert all(p.model is mixed.parts_[1].model for p in mixed.parts_[2:])   # trained once for both clusters parts
     assert np.array_equal(mixed.encode(x[:5]), dets["cosine"].encode(x[:5]))   # the detector's own is pretrained
     new = sp.train_images[400:450]
     back = AutoencoderAnomalyDetector.load(mixed.save(tmp_path / "mix"), device=str(device))

@@ -144,6 +144,27 @@ def test_knn_cosine_score_by_hand_and_leaves_an_image_out_of_its_own_neighbours(
     assert np.isclose(knn_cosine_score(ref.copy(), ref, k=1)[0], 0.0, atol=1e-6)
 
 
+def test_neighbourhood_score_is_larger_than_a_small_group_and_leaves_the_training_codes_out_of_their_own():
+    from netbuilder.core.scores import neighbourhood_score
+
+    rng = np.random.default_rng(0)
+    common = np.array([1.0, 0.0, 0.0]) + 0.05 * rng.standard_normal((96, 3))
+    rare = np.array([0.0, 1.0, 0.0]) + 0.05 * rng.standard_normal((4, 3))   # 4 % of the codes, in a tight group
+    codes = np.vstack([common, rare]).astype(np.float32)
+    # k = round(0.1 · 100) = 10: the rare group's 4 codes cannot fill a neighbourhood, the common ones can.
+    s = neighbourhood_score(codes, codes, fraction=0.1)
+    assert s.shape == (100,) and s[96:].min() > 0.5 > 0.1 > s[:96].max()
+    # The training codes scored again (a new array, equal) leave each code out of its own neighbours ...
+    unit = codes / np.linalg.norm(codes, axis=1, keepdims=True)
+    cos = unit @ unit.T
+    np.fill_diagonal(cos, -2.0)
+    by_hand = 1 - np.sort(cos, axis=1)[:, -10:].mean(1)
+    assert np.allclose(neighbourhood_score(codes.copy(), codes, fraction=0.1), by_hand, atol=1e-5)
+    # ... a new code is compared with all of them, and k is at least 1.
+    new = np.array([[0.0, 1.0, 0.0]], dtype=np.float32)
+    assert np.isclose(neighbourhood_score(new, codes, fraction=0.001)[0], 1 - unit[:, 1].max(), atol=1e-5)
+
+
 def test_rank_fraction_ranks_inside_the_training_range_and_keeps_order_beyond_it():
     from netbuilder.core.score_mixes import rank_fraction
 

@@ -81,12 +81,14 @@ class AutoencoderAnomalyDetector(BaseEstimator):
         images' shape and ``n_clusters``; see :mod:`netbuilder.arch.auto`).
     archs : str | None
         An archs JSON file, or a dataset name standing for its shipped file (``"MNIST"``, ``"DIGITS"``).
-    score : {"recon", "cosine", "clusters", "centroid", "dcca", "knn", "cosine+clusters"}
+    score : {"recon", "cosine", "clusters", "clusters-knn", "centroid", "dcca", "knn", "cosine+clusters", \
+"cosine+clusters+clusters-knn"}
         See :mod:`netbuilder.core.scores`. ``cosine`` and ``clusters`` need an arch with an l2-normalised latent
         (``clusters`` first trains the encoder to cluster, with SCAN); ``knn`` compares
         images with the training images directly, and the autoencoder is not trained (``history_`` is empty).
+        ``clusters-knn`` scores the encoder ``clusters`` trains by the density of each code's neighbourhood.
         ``cosine+clusters`` averages the ranks of both (``clusters`` trains a copy of the model, kept in
-        ``parts_``; :mod:`netbuilder.core.score_mixes`).
+        ``parts_``; :mod:`netbuilder.core.score_mixes`); ``cosine+clusters+clusters-knn`` adds the third.
     epochs, batch_size, lr, optimizer, schedule, augment, recon_loss, amp, momentum, weight_decay, drop_last,
     min_steps, max_steps :
         training settings (see :data:`netbuilder.settings.PRETRAIN`) (``None``: the

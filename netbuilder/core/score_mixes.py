@@ -8,11 +8,14 @@ mean is the mean of the parts' ranks.
 
 Registered here:
 
-====================  ================================================================================
-``cosine+clusters``   ``cosine`` of the autoencoder's codes and ``clusters`` (the codes of a copy trained
-                      to cluster with SCAN), ranks averaged. Measured under the contaminated protocol
-                      (README): each part misses different anomalies.
-====================  ================================================================================
+================================  ====================================================================
+``cosine+clusters``               ``cosine`` of the autoencoder's codes and ``clusters`` (the codes of a
+                                  copy trained to cluster with SCAN), ranks averaged. Measured under the
+                                  contaminated protocol (README): each part misses different anomalies.
+``cosine+clusters+clusters-knn``  the same with ``clusters-knn`` as a third part: the clustering
+                                  encoder's codes judged both by their nearest centroid and by the
+                                  density of their neighbourhood (one trained copy serves both)
+================================  ====================================================================
 """
 from __future__ import annotations
 
@@ -66,12 +69,18 @@ class RankMeanScore(AnomalyScore):
         cls.trains_model = any(s.trains_model for s in scorers)
 
     def fit(self, model, X, how):
-        parts = []
+        parts, trained = [], {}
         for name in self.parts:
             scorer = get_score(name)
-            own = copy.deepcopy(model) if scorer.changes_model else None
+            if scorer.changes_model and scorer.training in trained:   # trained the same way by an earlier part
+                own = trained[scorer.training]
+                state = scorer.prepare(own, X, how)
+            else:
+                own = copy.deepcopy(model) if scorer.changes_model else None
+                state = scorer.fit(own if own is not None else model, X, how)
+                if own is not None and scorer.training is not None:
+                    trained[scorer.training] = own
             m = own if own is not None else model
-            state = scorer.fit(m, X, how)
             parts.append(PartState(name, state, np.sort(scorer.score(m, X, how.device, state)), own))
         return ScoreState(parts=parts)
 
@@ -85,6 +94,15 @@ class RankMeanScore(AnomalyScore):
 class CosineClustersScore(RankMeanScore):
     name, parts = "cosine+clusters", ("cosine", "clusters")
     title = "mean rank of cosine and clusters"
+
+
+@register_score
+class CosineClustersKnnScore(RankMeanScore):
+    """``cosine+clusters`` with a third view of the clustering encoder's codes, ``clusters-knn`` (one trained
+    copy serves both ``clusters`` parts)."""
+
+    name, parts = "cosine+clusters+clusters-knn", ("cosine", "clusters", "clusters-knn")
+    title = "mean rank of cosine, clusters and clusters-knn"
 
 
 # ------------------------------------------------------------------------------------------- persistence
