@@ -1,4 +1,5 @@
-"""MNIST's contaminated table (test split, each digit in turn subsampled to 1 % and scored among the others) with
+"""MNIST's contaminated table (test split, each digit in turn subsampled to 1 % and scored among the others; or
+DIGITS' with ``--dataset DIGITS``) with
 ``--score clusters`` on the auto arch, plus the cosine score of the same model's codes *before* SCAN and two ways
 of combining the two scores; one JSON line per digit, then the means.
 

@@ -401,7 +401,9 @@ class ClustersKnnScore(ClustersScore):
     """The encoder of ``clusters``, trained the same way, scored by the density of an image's neighbourhood
     instead of its nearest centroid: ``1 −`` the mean cosine of its code to the nearest
     :data:`NEIGHBOURHOOD` of the training codes. That neighbourhood is larger than a rare class's own images
-    at the contamination the contaminated protocol assumes (1 %), so they cannot fill it themselves."""
+    at the contamination the contaminated protocol assumes (1 %), so they cannot fill it themselves. Measured
+    (README, MNIST's test split, 3 seeds): mean AUC 0.876 against 0.874 for ``clusters``; as the third part of
+    ``cosine+clusters+clusters-knn`` 0.897 against 0.892 for ``cosine+clusters``."""
 
     name = "clusters-knn"
     title = (f"1 − mean cosine similarity to the nearest {NEIGHBOURHOOD:.0%} of the codes of an encoder trained to "
