@@ -3,8 +3,8 @@ DIGITS' with ``--dataset DIGITS``) with
 ``--score clusters`` on the auto arch, plus the cosine score of the same model's codes *before* SCAN and two ways
 of combining the two scores; one JSON line per digit, then the means.
 
-    NETBUILDER_DATA=../shared/data python bench/contaminated_clusters.py --seed 0      # about 46 minutes here
-    python bench/contaminated_clusters.py --dataset DIGITS --seed 0                     # about 4 minutes
+    NETBUILDER_DATA=../shared/data python bench/contaminated_clusters.py --seed 0      # 30-50 minutes here
+    python bench/contaminated_clusters.py --dataset DIGITS --seed 0                     # about 3 minutes
 
 The ``clusters`` column is the detector's own score: ``netbuilder anomaly -d MNIST --split test -a auto --protocol
 contaminated --anomaly-ratio 0.01 --contamination 0.01 --score clusters --target D`` gives the same AUC. The
