@@ -72,15 +72,12 @@ class RankMeanScore(AnomalyScore):
         parts, trained = [], {}
         for name in self.parts:
             scorer = get_score(name)
-            if scorer.changes_model and scorer.training in trained:   # trained the same way by an earlier part
-                own = trained[scorer.training]
-                state = scorer.prepare(own, X, how)
-            else:
-                own = copy.deepcopy(model) if scorer.changes_model else None
-                state = scorer.fit(own if own is not None else model, X, how)
-                if own is not None and scorer.training is not None:
-                    trained[scorer.training] = own
+            shared = scorer.changes_model and scorer.training in trained   # an earlier part trained it this way
+            own = trained[scorer.training] if shared else copy.deepcopy(model) if scorer.changes_model else None
             m = own if own is not None else model
+            state = scorer.prepare(m, X, how) if shared else scorer.fit(m, X, how)
+            if own is not None and scorer.training is not None:
+                trained.setdefault(scorer.training, own)
             parts.append(PartState(name, state, np.sort(scorer.score(m, X, how.device, state)), own))
         return ScoreState(parts=parts)
 
